@@ -1,0 +1,128 @@
+"""The `childvoice` command: serve, migrate, create-user, demo."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+
+from sqlmodel import select
+
+from app.core.config import Settings, get_settings
+from app.core.db import make_engine, new_session
+from app.core.migrations import upgrade_to_head
+from app.core.security import PasswordHashing
+from app.models.staff import Role, Team
+
+
+def migrate(settings: Settings) -> None:
+    engine = make_engine(settings.resolved_database_url)
+    with engine.begin() as connection:
+        upgrade_to_head(connection)
+    engine.dispose()
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    migrate(settings)
+    print("database is at the latest schema")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    migrate(settings)
+    settings.media_root.mkdir(parents=True, exist_ok=True)
+    # access_log off: request lines carry ids and query strings; audit events cover access.
+    uvicorn.run("app.main:create_app", factory=True, host=args.host, port=args.port,
+                workers=args.workers, access_log=args.access_log, proxy_headers=True)
+    return 0
+
+
+def cmd_create_user(args: argparse.Namespace, settings: Settings) -> int:
+    from app.services.staff import add_user
+
+    password = os.environ.get("CHILDVOICE_NEW_USER_PASSWORD") or getpass.getpass("Password: ")
+    if len(password) < 12:
+        print("The password must have at least 12 characters.", file=sys.stderr)
+        return 2
+    migrate(settings)
+    engine = make_engine(settings.resolved_database_url)
+    with new_session(engine) as db:
+        team_id = None
+        if args.team:
+            team = db.exec(select(Team).where(Team.name == args.team)).first()
+            if team is None:
+                team = Team(name=args.team)
+                db.add(team)
+                db.flush()
+            team_id = team.id
+        user = add_user(db, PasswordHashing(settings), args.email, args.name, Role(args.role),
+                        team_id, password)
+        db.commit()
+        print(f"created {user.role} {user.email} ({user.id})")
+    engine.dispose()
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from app.services.demo import is_empty, load_demo
+
+    migrate(settings)
+    engine = make_engine(settings.resolved_database_url)
+    credentials_file = settings.data_dir / "demo-credentials.txt"
+    with new_session(engine) as db:
+        if not is_empty(db):
+            print("The database already has users; demo data is only added to an empty one.")
+            if credentials_file.exists():
+                print(f"Demo sign-in details are in {credentials_file}")
+            return 0
+        credentials = load_demo(db, settings, PasswordHashing(settings))
+    engine.dispose()
+    lines = [f"  {email}  /  {password}" for email, password in credentials.items()]
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    credentials_file.touch(mode=0o600)
+    credentials_file.write_text("\n".join(lines) + "\n")
+    print("Demo data loaded (all synthetic). Sign in at /docs (Authorize) with:")
+    print("\n".join(lines))
+    print(f"(also kept in {credentials_file})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="childvoice", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="migrate the database, then run the API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--access-log", action="store_true",
+                       help="log request lines (paths and ids only; off by default)")
+    serve.set_defaults(func=cmd_serve)
+
+    sub.add_parser("migrate", help="bring the database to the latest schema") \
+        .set_defaults(func=cmd_migrate)
+
+    create_user = sub.add_parser(
+        "create-user", help="add a staff user (password from CHILDVOICE_NEW_USER_PASSWORD "
+        "or asked for)")
+    create_user.add_argument("--email", required=True)
+    create_user.add_argument("--name", required=True)
+    create_user.add_argument("--role", required=True, choices=[r.value for r in Role])
+    create_user.add_argument("--team", help="team name; made if it does not exist")
+    create_user.set_defaults(func=cmd_create_user)
+
+    sub.add_parser("demo", help="fill an empty database with synthetic demo data") \
+        .set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args, get_settings())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""Problem documents (RFC 9457): every error the API answers is shaped here, and only here."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("childvoice")
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+TYPE_BASE = "https://childvoice.example/problems/"
+
+
+class Problem(Exception):
+    """An error the API reports to its caller. `slug` names the problem type."""
+
+    status = 400
+    slug = "bad-request"
+    title = "Bad request"
+
+    def __init__(self, detail: str, *, status: int | None = None, slug: str | None = None,
+                 title: str | None = None, headers: dict[str, str] | None = None,
+                 **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if status is not None:
+            self.status = status
+        if slug is not None:
+            self.slug = slug
+        if title is not None:
+            self.title = title
+        self.headers = headers or {}
+        self.extra = extra
+
+    def document(self, instance: str | None = None) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "type": TYPE_BASE + self.slug,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if instance:
+            doc["instance"] = instance
+        doc.update(self.extra)
+        return doc
+
+
+class NotFound(Problem):
+    status, slug, title = 404, "not-found", "Not found"
+
+
+class Unauthorized(Problem):
+    status, slug, title = 401, "unauthorized", "Not signed in"
+
+    def __init__(self, detail: str, **kw: Any) -> None:
+        kw.setdefault("headers", {"WWW-Authenticate": "Bearer"})
+        super().__init__(detail, **kw)
+
+
+class Forbidden(Problem):
+    status, slug, title = 403, "forbidden", "Not allowed"
+
+
+class Conflict(Problem):
+    status, slug, title = 409, "conflict", "Conflict"
+
+
+class Invalid(Problem):
+    """Input that parses but breaks a rule; names the offending fields in `errors`."""
+
+    status, slug, title = 422, "invalid", "Invalid input"
+
+    def __init__(self, detail: str, *, field: list[str | int] | None = None, **kw: Any) -> None:
+        if field is not None:
+            kw.setdefault("errors", [{"loc": field, "msg": detail, "type": "value_error"}])
+        super().__init__(detail, **kw)
+
+
+def problem_response(problem: Problem, request: Request | None = None) -> JSONResponse:
+    return JSONResponse(
+        problem.document(request.url.path if request else None),
+        status_code=problem.status,
+        media_type=PROBLEM_MEDIA_TYPE,
+        headers=problem.headers,
+    )
+
+
+def _validation_problem(exc: RequestValidationError) -> Problem:
+    errors = []
+    for err in exc.errors():
+        # Echo where and why, never the submitted value: it may be a child's words.
+        errors.append({"loc": list(err.get("loc", ())), "msg": err.get("msg", ""),
+                       "type": err.get("type", "")})
+    if any(e["type"] == "json_invalid" for e in errors):
+        return Problem("The request body is not valid JSON. Send a JSON object with "
+                       "Content-Type: application/json.", slug="malformed-json",
+                       title="Malformed JSON", errors=errors)
+    fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in errors[:5])
+    return Invalid(f"Some fields are missing or invalid: {fields}. See 'errors' for each.",
+                   errors=errors)
+
+
+_STATUS_SLUGS = {404: NotFound, 401: Unauthorized, 403: Forbidden, 409: Conflict}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> JSONResponse:
+        return problem_response(exc, request)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return problem_response(_validation_problem(exc), request)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        cls = _STATUS_SLUGS.get(exc.status_code)
+        detail = exc.detail if isinstance(exc.detail, str) else "Request failed."
+        if exc.status_code == 404:
+            detail = "There is nothing at this address."
+        if cls:
+            problem = cls(detail, headers=dict(exc.headers or {}))
+        else:
+            problem = Problem(detail, status=exc.status_code, slug=f"http-{exc.status_code}",
+                              title=detail, headers=dict(exc.headers or {}))
+        return problem_response(problem, request)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Log the type and where, not the message: messages can carry submitted values.
+        log.error("unhandled %s on %s %s\n%s", type(exc).__name__, request.method,
+                  request.url.path, "".join(traceback.format_tb(exc.__traceback__)))
+        problem = Problem("Something went wrong on our side. Nothing was changed; "
+                          "please try again.", status=500, slug="internal",
+                          title="Internal error")
+        return problem_response(problem, request)

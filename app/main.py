@@ -1,0 +1,54 @@
+"""create_app(): routers, middleware, error handlers — nothing else."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from app.core.config import Settings, get_settings
+from app.core.db import make_engine, new_session
+from app.core.errors import install_error_handlers
+from app.core.middleware import RequestContextMiddleware
+from app.core.security import PasswordHashing, StaffTokens
+from app.routers import (auth, boards, children, consents, entries, health, plans, sessions,
+                         staff)
+from app.services.staff import bootstrap_admin
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        def bootstrap() -> None:
+            with new_session(app.state.engine) as db:
+                bootstrap_admin(db, app.state.hashing, settings.bootstrap_admin_email,
+                                settings.bootstrap_admin_password)
+        await run_in_threadpool(bootstrap)
+        yield
+        app.state.engine.dispose()
+
+    app = FastAPI(
+        title="childvoice",
+        version="0.1.0",
+        summary="Hear disabled and non-verbal children: capture their direct work and carry "
+                "it into their My plan.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = make_engine(settings.resolved_database_url)
+    app.state.hashing = PasswordHashing(settings)
+    app.state.tokens = StaffTokens(settings)
+
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+
+    app.include_router(health.router)
+    for module in (auth, staff, children, consents, boards, sessions, entries, plans):
+        app.include_router(module.router, prefix=API_PREFIX)
+    return app

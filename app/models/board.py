@@ -1,0 +1,187 @@
+"""Symbol boards in the Open Board Format's shape (open-board-0.1), versioned and immutable.
+
+An entry names the exact board version it came from, so what a child chose keeps its
+meaning even after the board is edited.
+"""
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import ConfigDict, Field as PydField, field_validator, model_validator
+from sqlmodel import Field, SQLModel, UniqueConstraint
+
+from app.models.common import ApiModel, id_field, json_field, utc_field
+
+OBF_FORMAT = "open-board-0.1"
+
+
+class Board(SQLModel, table=True):
+    __tablename__ = "boards"
+    id: uuid.UUID = id_field()
+    name: str = Field(max_length=200)
+    owner_child_id: uuid.UUID | None = Field(default=None, foreign_key="children.id", index=True)
+    latest_version: int = 1
+    created_by: uuid.UUID | None = Field(default=None, foreign_key="users.id")
+    created_at: datetime = utc_field(default_now=True)
+
+
+class BoardVersion(SQLModel, table=True):
+    __tablename__ = "board_versions"
+    __table_args__ = (UniqueConstraint("board_id", "version"),)
+    id: uuid.UUID = id_field()
+    board_id: uuid.UUID = Field(foreign_key="boards.id", index=True)
+    version: int
+    content: dict[str, Any] = json_field()
+    created_by: uuid.UUID | None = Field(default=None, foreign_key="users.id")
+    created_at: datetime = utc_field(default_now=True)
+
+
+def _as_str_id(value: Any) -> Any:
+    # Real OBF files carry numeric ids; the spec says strings.
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+class ObfModel(ApiModel):
+    # Open Board Format objects keep fields we do not know (ext_* and newer spec fields).
+    model_config = ConfigDict(extra="allow")
+
+
+class License(ObfModel):
+    type: str = PydField(max_length=200)
+    copyright_notice_url: str | None = PydField(default=None, max_length=2000)
+    source_url: str | None = PydField(default=None, max_length=2000)
+    author_name: str | None = PydField(default=None, max_length=200)
+    author_url: str | None = PydField(default=None, max_length=2000)
+
+
+class LoadBoard(ObfModel):
+    id: str | None = PydField(default=None, max_length=100)
+    name: str | None = PydField(default=None, max_length=200)
+    path: str | None = PydField(default=None, max_length=500)
+    url: str | None = PydField(default=None, max_length=2000)
+
+    _ids = field_validator("id", mode="before")(_as_str_id)
+
+
+class Button(ObfModel):
+    id: str = PydField(min_length=1, max_length=100)
+    label: str | None = PydField(default=None, max_length=200)
+    vocalization: str | None = PydField(default=None, max_length=500)
+    image_id: str | None = PydField(default=None, max_length=100)
+    sound_id: str | None = PydField(default=None, max_length=100)
+    load_board: LoadBoard | None = None
+    background_color: str | None = PydField(default=None, max_length=50)
+    border_color: str | None = PydField(default=None, max_length=50)
+
+    _ids = field_validator("id", "image_id", "sound_id", mode="before")(_as_str_id)
+
+
+class Image(ObfModel):
+    id: str = PydField(min_length=1, max_length=100)
+    url: str | None = PydField(default=None, max_length=2000)
+    content_type: str | None = PydField(default=None, max_length=100)
+    width: int | None = PydField(default=None, ge=1, le=10000)
+    height: int | None = PydField(default=None, ge=1, le=10000)
+    license: License | None = None
+
+    _ids = field_validator("id", mode="before")(_as_str_id)
+
+
+class Sound(ObfModel):
+    id: str = PydField(min_length=1, max_length=100)
+    url: str | None = PydField(default=None, max_length=2000)
+    content_type: str | None = PydField(default=None, max_length=100)
+    duration: float | None = PydField(default=None, ge=0)
+    license: License | None = None
+
+    _ids = field_validator("id", mode="before")(_as_str_id)
+
+
+class Grid(ApiModel):
+    rows: int = PydField(ge=1, le=12)
+    columns: int = PydField(ge=1, le=12)
+    order: list[list[str | None]]
+
+    @field_validator("order", mode="before")
+    @classmethod
+    def _ids(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [[_as_str_id(c) for c in row] if isinstance(row, list) else row
+                    for row in value]
+        return value
+
+
+_BOARD_EXAMPLE = {
+    "name": "How I feel",
+    "locale": "en",
+    "grid": {"rows": 1, "columns": 3, "order": [["happy", "sad", "scared"]]},
+    "buttons": [
+        {"id": "happy", "label": "happy", "vocalization": "I feel happy", "image_id": "img-happy"},
+        {"id": "sad", "label": "sad", "vocalization": "I feel sad"},
+        {"id": "scared", "label": "scared", "vocalization": "I feel scared",
+         "ext_childvoice_safeguarding": True},
+    ],
+    "images": [{"id": "img-happy", "url": "https://example.org/happy.png",
+                "content_type": "image/png",
+                "license": {"type": "CC BY-SA 4.0", "author_name": "OpenMoji"}}],
+    "sounds": [],
+}
+
+
+class BoardWrite(ObfModel):
+    """A board as the Open Board Format draws it: a grid of buttons with labels and images."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [_BOARD_EXAMPLE]})
+    name: str = PydField(min_length=1, max_length=200)
+    locale: str = PydField(default="en", max_length=35)
+    grid: Grid
+    buttons: list[Button] = PydField(min_length=1, max_length=144)
+    images: list[Image] = PydField(default_factory=list, max_length=144)
+    sounds: list[Sound] = PydField(default_factory=list, max_length=144)
+
+    @model_validator(mode="after")
+    def _grid_matches_buttons(self) -> "BoardWrite":
+        ids = [b.id for b in self.buttons]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"button ids must be unique; repeated: {', '.join(duplicates)}")
+        if len(self.grid.order) != self.grid.rows:
+            raise ValueError(f"grid.order has {len(self.grid.order)} rows but grid.rows is "
+                             f"{self.grid.rows}")
+        known = set(ids)
+        for r, row in enumerate(self.grid.order):
+            if len(row) != self.grid.columns:
+                raise ValueError(f"grid.order[{r}] has {len(row)} cells but grid.columns is "
+                                 f"{self.grid.columns}")
+            for c, cell in enumerate(row):
+                if cell is not None and cell not in known:
+                    raise ValueError(f"grid.order[{r}][{c}] names button '{cell}', which is "
+                                     "not in buttons")
+        return self
+
+
+class BoardOut(ObfModel):
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [
+        {"format": OBF_FORMAT, "id": "2b4f0c9a-0000-4000-8000-000000000003", "version": 1,
+         **_BOARD_EXAMPLE}]})
+    format: str = OBF_FORMAT
+    id: uuid.UUID
+    version: int
+    latest_version: int
+    owner_child_id: uuid.UUID | None = None
+    name: str
+    locale: str
+    grid: Grid
+    buttons: list[Button]
+    images: list[Image]
+    sounds: list[Sound]
+    created_at: datetime
+
+
+class BoardSummary(ApiModel):
+    id: uuid.UUID
+    name: str
+    latest_version: int
+    owner_child_id: uuid.UUID | None
+    created_at: datetime

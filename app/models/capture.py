@@ -1,0 +1,223 @@
+"""Capture sessions (one piece of direct work) and the voice entries made in them."""
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import AwareDatetime, ConfigDict, Field as PydField, model_validator
+from sqlmodel import Field, Index, SQLModel
+
+from app.models.board import BoardOut
+from app.models.common import ApiModel, id_field, json_field, utc_field
+
+Setting = Literal["home", "school", "placement", "other"]
+Source = Literal["child_direct", "child_assisted", "adult_interpretation",
+                 "parent_or_carer_report"]
+EntryKind = Literal["symbols", "mat", "photo", "audio", "observation", "text"]
+EntryStatus = Literal["active", "retracted", "withdrawn", "erased"]
+
+
+class CaptureSession(SQLModel, table=True):
+    __tablename__ = "capture_sessions"
+    id: uuid.UUID = id_field()
+    child_id: uuid.UUID = Field(foreign_key="children.id", index=True)
+    worker_id: uuid.UUID = Field(foreign_key="users.id", index=True)
+    setting: str = Field(max_length=32)
+    purpose: str | None = Field(default=None, max_length=500)
+    # [{"board_id": ..., "version": n}]: the exact board versions offered to the child.
+    boards: list[dict[str, Any]] = json_field(list)
+    device: str | None = Field(default=None, max_length=200)
+    started_at: datetime = utc_field(default_now=True)
+    ended_at: datetime | None = utc_field(nullable=True)
+    expires_at: datetime = utc_field()
+    # Only a hash of the capture token is kept, so a database read cannot replay it.
+    token_hash: str = Field(max_length=64, unique=True)
+
+
+class VoiceEntry(SQLModel, table=True):
+    __tablename__ = "voice_entries"
+    __table_args__ = (Index("ix_voice_entries_child_captured", "child_id", "captured_at"),)
+    id: uuid.UUID = id_field()
+    client_id: uuid.UUID = Field(unique=True)
+    child_id: uuid.UUID = Field(foreign_key="children.id")
+    session_id: uuid.UUID = Field(foreign_key="capture_sessions.id", index=True)
+    kind: str = Field(max_length=16)
+    source: str = Field(max_length=32)
+    status: str = Field(default="active", max_length=16)
+    captured_at: datetime = utc_field()
+    received_at: datetime = utc_field(default_now=True)
+    prompt: str | None = Field(default=None, max_length=500)
+    topic: str | None = Field(default=None, max_length=100, index=True)
+    consent_id: uuid.UUID | None = Field(default=None, foreign_key="consents.id", index=True)
+    board_id: uuid.UUID | None = Field(default=None, foreign_key="boards.id")
+    board_version: int | None = None
+    # The kind's own fields as they were at capture: choices with their labels, placements…
+    content: dict[str, Any] = json_field()
+    note: str | None = Field(default=None, max_length=4000)
+    created_by: uuid.UUID | None = Field(default=None, foreign_key="users.id")
+    # Hash of the request as sent, so a resend of the same client_id can be told apart
+    # from a different entry that reuses it.
+    fingerprint: str = Field(max_length=64)
+
+
+# --- request schemas ---------------------------------------------------------------
+
+class SessionCreate(ApiModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "setting": "home", "purpose": "What Robin thinks about weekends with dad",
+        "board_ids": ["2b4f0c9a-0000-4000-8000-000000000003"], "device": "ipad-team-north-07"}]})
+    setting: Setting
+    purpose: str | None = PydField(default=None, max_length=500)
+    board_ids: list[uuid.UUID] = PydField(default_factory=list, max_length=20)
+    device: str | None = PydField(default=None, max_length=200)
+
+
+class _EntryBase(ApiModel):
+    model_config = ConfigDict(extra="forbid")
+    client_id: uuid.UUID = PydField(description="Made on the tablet; the idempotency key.")
+    captured_at: AwareDatetime = PydField(description="The tablet's clock, with its offset.")
+    source: Source
+    prompt: str | None = PydField(default=None, max_length=500,
+                                  description="The question asked, e.g. 'How do you feel at school?'")
+    topic: str | None = PydField(default=None, max_length=100)
+    note: str | None = PydField(default=None, max_length=4000,
+                                description="The worker's note about this entry.")
+
+
+class SymbolsEntryIn(_EntryBase):
+    kind: Literal["symbols"]
+    board_id: uuid.UUID
+    board_version: int = PydField(ge=1)
+    button_ids: list[str] = PydField(min_length=1, max_length=100,
+                                     description="In the order the child chose them.")
+
+
+class Placement(ApiModel):
+    model_config = ConfigDict(extra="forbid")
+    button_id: str = PydField(min_length=1, max_length=100)
+    scale_value: str = PydField(min_length=1, max_length=50)
+
+
+class MatEntryIn(_EntryBase):
+    kind: Literal["mat"]
+    board_id: uuid.UUID
+    board_version: int = PydField(ge=1)
+    scale: list[str] = PydField(min_length=2, max_length=7)
+    placements: list[Placement] = PydField(min_length=1, max_length=100)
+
+    @model_validator(mode="after")
+    def _placements_on_scale(self) -> "MatEntryIn":
+        for i, p in enumerate(self.placements):
+            if p.scale_value not in self.scale:
+                raise ValueError(f"placements[{i}].scale_value '{p.scale_value}' is not one of "
+                                 f"the scale: {self.scale}")
+        return self
+
+
+class ObservationEntryIn(_EntryBase):
+    kind: Literal["observation"]
+    text: str = PydField(min_length=1, max_length=8000)
+
+    @model_validator(mode="after")
+    def _not_direct(self) -> "ObservationEntryIn":
+        if self.source == "child_direct":
+            raise ValueError("an observation is the worker's reading of the child's signals, "
+                             "so its source cannot be child_direct; use adult_interpretation")
+        return self
+
+
+class TextEntryIn(_EntryBase):
+    kind: Literal["text"]
+    text: str = PydField(min_length=1, max_length=8000)
+
+
+EntryIn = Annotated[Union[SymbolsEntryIn, MatEntryIn, ObservationEntryIn, TextEntryIn],
+                    PydField(discriminator="kind")]
+
+ENTRY_EXAMPLES = {
+    "symbols": {"summary": "Symbols chosen on a board", "value": {
+        "kind": "symbols", "client_id": "9a1e4b2c-0000-4000-8000-000000000010",
+        "captured_at": "2026-03-02T10:15:00+00:00", "source": "child_direct",
+        "prompt": "How do you feel about school?", "topic": "school",
+        "board_id": "2b4f0c9a-0000-4000-8000-000000000003", "board_version": 1,
+        "button_ids": ["happy"]}},
+    "mat": {"summary": "Talking-Mats-style sorting", "value": {
+        "kind": "mat", "client_id": "9a1e4b2c-0000-4000-8000-000000000011",
+        "captured_at": "2026-03-02T10:20:00+00:00", "source": "child_assisted",
+        "prompt": "What do you think about these?", "topic": "weekends",
+        "board_id": "2b4f0c9a-0000-4000-8000-000000000003", "board_version": 1,
+        "scale": ["like", "not sure", "don't like"],
+        "placements": [{"button_id": "happy", "scale_value": "like"}]}},
+    "observation": {"summary": "The worker's observation", "value": {
+        "kind": "observation", "client_id": "9a1e4b2c-0000-4000-8000-000000000012",
+        "captured_at": "2026-03-02T10:25:00+00:00", "source": "adult_interpretation",
+        "text": "Smiled and reached for the swing picture twice."}},
+    "text": {"summary": "Words the child typed or said", "value": {
+        "kind": "text", "client_id": "9a1e4b2c-0000-4000-8000-000000000013",
+        "captured_at": "2026-03-02T10:30:00+00:00", "source": "child_direct",
+        "text": "I want to see my nan more"}},
+}
+
+
+# --- response schemas --------------------------------------------------------------
+
+class SessionBoard(BoardOut):
+    """A board as offered in a session, at the exact version the session pinned."""
+
+
+class SessionOut(ApiModel):
+    id: uuid.UUID
+    child_id: uuid.UUID
+    worker_id: uuid.UUID
+    setting: Setting
+    purpose: str | None
+    device: str | None
+    status: Literal["open", "ended", "expired"]
+    started_at: datetime
+    ended_at: datetime | None
+    expires_at: datetime
+    boards: list[SessionBoard]
+    capture_token: str | None = PydField(
+        default=None, description="Only in the answer that opens the session: child mode's "
+        "bearer token for this session alone. Not retrievable later.")
+
+
+class SessionBoardsOut(ApiModel):
+    session_id: uuid.UUID
+    board_preferences: dict[str, Any]
+    boards: list[SessionBoard]
+
+
+class ChoiceOut(ApiModel):
+    button_id: str
+    label: str | None
+    vocalization: str | None
+
+
+class PlacementOut(ApiModel):
+    button_id: str
+    label: str | None
+    scale_value: str
+
+
+class EntryOut(ApiModel):
+    id: uuid.UUID
+    client_id: uuid.UUID
+    kind: EntryKind
+    child_id: uuid.UUID
+    session_id: uuid.UUID
+    source: Source
+    consent_id: uuid.UUID | None
+    captured_at: datetime
+    received_at: datetime
+    status: EntryStatus
+    prompt: str | None = None
+    topic: str | None = None
+    note: str | None = None
+    board_id: uuid.UUID | None = None
+    board_version: int | None = None
+    choices: list[ChoiceOut] | None = None
+    scale: list[str] | None = None
+    placements: list[PlacementOut] | None = None
+    text: str | None = None
+    created_by: uuid.UUID | None = None

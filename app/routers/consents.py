@@ -1,0 +1,28 @@
+import uuid
+
+from fastapi import APIRouter, status
+
+from app.models.common import Page
+from app.models.consent import ConsentCreate, ConsentOut, ConsentWithdraw
+from app.routers.deps import Ctx, Paging
+from app.services import consent
+
+router = APIRouter(tags=["consent"])
+
+
+@router.post("/children/{child_id}/consents", response_model=ConsentOut,
+             status_code=status.HTTP_201_CREATED, summary="Record a consent (allocated worker)")
+def record_consent(child_id: uuid.UUID, data: ConsentCreate, ctx: Ctx) -> ConsentOut:
+    return consent.record_consent(ctx, child_id, data)
+
+
+@router.get("/children/{child_id}/consents", response_model=Page[ConsentOut],
+            summary="A child's consents, oldest first")
+def list_consents(child_id: uuid.UUID, ctx: Ctx, page: Paging) -> dict:
+    return consent.list_consents(ctx, child_id, page.limit, page.cursor)
+
+
+@router.post("/consents/{consent_id}/withdraw", response_model=ConsentOut,
+             summary="Withdraw a consent; its entries leave the plan")
+def withdraw(consent_id: uuid.UUID, data: ConsentWithdraw, ctx: Ctx) -> ConsentOut:
+    return consent.withdraw_consent(ctx, consent_id, data)

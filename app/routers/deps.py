@@ -1,0 +1,69 @@
+"""What every router needs: a database session, the caller, and the request's audit facts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2PasswordBearer
+from sqlmodel import Session
+
+from app.core.config import Settings
+from app.core.context import Actor, Context
+from app.core.db import new_session
+from app.core.errors import Unauthorized
+from app.core.security import is_capture_token
+from app.services import capture, staff
+
+_oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False,
+                               scheme_name="staff",
+                               description="Staff sign-in: email and password.")
+_bearer = HTTPBearer(auto_error=False, scheme_name="capture_token",
+                     description="Child mode: the capture token a session was opened with.")
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_db(request: Request) -> Iterator[Session]:
+    db = new_session(request.app.state.engine)
+    try:
+        yield db
+    finally:
+        db.close()
+
+
+def get_context(request: Request, db: Annotated[Session, Depends(get_db)],
+                staff_token: Annotated[str | None, Depends(_oauth2)],
+                bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+                ) -> Context:
+    token = staff_token or (bearer.credentials if bearer else None)
+    if not token:
+        raise Unauthorized("Sign in first: send 'Authorization: Bearer <token>'.",
+                           slug="not-signed-in")
+    if is_capture_token(token):
+        actor = Actor(capture_session=capture.session_from_capture_token(db, token))
+    else:
+        actor = Actor(user=staff.staff_from_token(db, request.app.state.tokens, token))
+    return Context(db=db, actor=actor, client_ip=request.client.host if request.client else None,
+                   user_agent=request.headers.get("user-agent"),
+                   request_id=getattr(request.state, "request_id", None))
+
+
+Ctx = Annotated[Context, Depends(get_context)]
+AppSettings = Annotated[Settings, Depends(get_settings)]
+
+
+class PageParams:
+    def __init__(self, request: Request,
+                 limit: Annotated[int | None, Query(ge=1, le=200,
+                                                    description="Items per page.")] = None,
+                 cursor: Annotated[str | None, Query(max_length=200, description=
+                                                     "next_cursor from the previous page.")] = None):
+        self.limit = limit or request.app.state.settings.page_size_default
+        self.cursor = cursor
+
+
+Paging = Annotated[PageParams, Depends()]

@@ -1,0 +1,31 @@
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import AwareDatetime
+
+from app.models.capture import EntryKind, EntryOut, Source
+from app.models.common import Page
+from app.routers.deps import Ctx, Paging
+from app.services import capture
+
+router = APIRouter(tags=["capture"])
+
+
+@router.get("/children/{child_id}/entries", response_model=Page[EntryOut],
+            summary="A child's voice entries, newest first")
+def list_entries(child_id: uuid.UUID, ctx: Ctx, page: Paging,
+                 kind: EntryKind | None = None,
+                 topic: Annotated[str | None, Query(max_length=100)] = None,
+                 source: Source | None = None,
+                 since: Annotated[AwareDatetime | None,
+                                  Query(description="captured_at on or after")] = None,
+                 until: Annotated[AwareDatetime | None,
+                                  Query(description="captured_at before")] = None) -> dict:
+    return capture.list_entries(ctx, child_id, kind=kind, topic=topic, source=source,
+                                since=since, until=until, limit=page.limit, cursor=page.cursor)
+
+
+@router.get("/entries/{entry_id}", response_model=EntryOut, summary="One voice entry")
+def get_entry(entry_id: uuid.UUID, ctx: Ctx) -> EntryOut:
+    return capture.get_entry(ctx, entry_id)

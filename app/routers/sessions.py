@@ -1,0 +1,45 @@
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Response, status
+
+from app.models.capture import (ENTRY_EXAMPLES, EntryIn, EntryOut, SessionBoardsOut,
+                                SessionCreate, SessionOut)
+from app.routers.deps import AppSettings, Ctx
+from app.services import capture
+
+router = APIRouter(tags=["capture"])
+
+
+@router.post("/children/{child_id}/sessions", response_model=SessionOut,
+             status_code=status.HTTP_201_CREATED,
+             summary="Open a capture session and get its child-mode capture token")
+def open_session(child_id: uuid.UUID, data: SessionCreate, ctx: Ctx,
+                 settings: AppSettings) -> SessionOut:
+    return capture.open_session(ctx, settings, child_id, data)
+
+
+@router.post("/sessions/{session_id}/end", response_model=SessionOut,
+             summary="End a session; its capture token stops working")
+def end_session(session_id: uuid.UUID, ctx: Ctx) -> SessionOut:
+    return capture.end_session(ctx, session_id)
+
+
+@router.get("/sessions/{session_id}/boards", response_model=SessionBoardsOut,
+            summary="The boards offered in this session, with the child's preferences")
+def session_boards(session_id: uuid.UUID, ctx: Ctx) -> SessionBoardsOut:
+    return capture.get_session_boards(ctx, session_id)
+
+
+@router.post("/sessions/{session_id}/entries", response_model=EntryOut,
+             status_code=status.HTTP_201_CREATED,
+             summary="Add what the child said (201), or get back the stored copy (200)",
+             responses={200: {"model": EntryOut, "description": "Already stored: this "
+                              "client_id was sent before; the stored entry is returned."}})
+def add_entry(session_id: uuid.UUID,
+              data: Annotated[EntryIn, Body(openapi_examples=ENTRY_EXAMPLES)],
+              ctx: Ctx, response: Response) -> EntryOut:
+    entry, created = capture.add_entry(ctx, session_id, data)
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return entry

@@ -1,0 +1,109 @@
+"""The one place that answers "may this actor touch this child's data, and how?".
+
+- A social worker: everything for the children currently allocated to them.
+- A team manager: reads every child of their team, and allocates; no capture or edits.
+- An admin: users, teams and the board library; a child's content only when allocated.
+- A capture token (child mode): its own session's boards and new entries, nothing else.
+
+A child the caller may not see answers 404 so its existence does not leak; a child the
+caller may see, with an action their role may not take, answers 403.
+"""
+
+from __future__ import annotations
+
+import uuid
+from enum import Enum
+
+from sqlmodel import Session, select
+
+from app.core.context import Actor, Context
+from app.core.errors import Forbidden, NotFound
+from app.models.capture import CaptureSession
+from app.models.child import Allocation, Child
+from app.models.staff import Role, User
+
+CHILD_NOT_FOUND = "No child with this id is visible to you."
+
+
+class Need(str, Enum):
+    read = "read"            # see the child's record, entries and plan
+    write = "write"          # change the record: consents, sessions, entries, plan
+    allocate = "allocate"    # choose who holds the child
+
+
+def current_allocation(db: Session, child_id: uuid.UUID) -> Allocation | None:
+    return db.exec(select(Allocation).where(Allocation.child_id == child_id,
+                                            Allocation.ended_at.is_(None))).first()
+
+
+def holds_child(db: Session, user: User, child_id: uuid.UUID) -> bool:
+    allocation = current_allocation(db, child_id)
+    return allocation is not None and allocation.user_id == user.id
+
+
+def _can_see(db: Session, user: User, child: Child) -> bool:
+    if user.role == Role.team_manager and child.team_id == user.team_id:
+        return True
+    return holds_child(db, user, child.id)
+
+
+def _may(db: Session, user: User, child: Child, need: Need) -> bool:
+    holder = holds_child(db, user, child.id)
+    if need is Need.read:
+        return True  # seeing it is enough, checked before
+    if need is Need.write:
+        return holder
+    if need is Need.allocate:
+        return user.role == Role.team_manager and child.team_id == user.team_id
+    return False
+
+
+_DENIED = {
+    Need.write: "Only the worker allocated to this child can change their record.",
+    Need.allocate: "Only a manager of the child's team can allocate a worker.",
+}
+
+
+def require_staff(actor: Actor) -> User:
+    if actor.user is None:
+        raise Forbidden("A capture token can only read its own session's boards and add "
+                        "entries to its session.", slug="capture-token-scope")
+    return actor.user
+
+
+def child_for(ctx: Context, child_id: uuid.UUID, need: Need) -> Child:
+    """The child, if the caller may take `need` on them; else 404 (unseen) or 403."""
+    user = require_staff(ctx.actor)
+    child = ctx.db.get(Child, child_id)
+    if child is None or not _can_see(ctx.db, user, child):
+        raise NotFound(CHILD_NOT_FOUND)
+    if not _may(ctx.db, user, child, need):
+        raise Forbidden(_DENIED[need])
+    return child
+
+
+def visible_child_ids_clause(user: User):  # noqa: ANN201 - a SQL expression
+    """A WHERE clause on Child limiting a query to the children `user` may see."""
+    held = select(Allocation.child_id).where(Allocation.user_id == user.id,
+                                             Allocation.ended_at.is_(None))
+    if user.role == Role.team_manager:
+        return (Child.team_id == user.team_id) | Child.id.in_(held)
+    return Child.id.in_(held)
+
+
+def session_for(ctx: Context, session_id: uuid.UUID, need: Need) -> CaptureSession:
+    """A capture session, for its own capture token or for staff with `need` on the child."""
+    session = ctx.actor.capture_session
+    if session is not None:
+        if session.id != session_id:
+            raise Forbidden("This capture token belongs to another session.",
+                            slug="capture-token-scope")
+        return session
+    found = ctx.db.get(CaptureSession, session_id)
+    if found is None:
+        raise NotFound("No capture session with this id is visible to you.")
+    try:
+        child_for(ctx, found.child_id, need)
+    except NotFound:
+        raise NotFound("No capture session with this id is visible to you.") from None
+    return found

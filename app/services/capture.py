@@ -1,0 +1,241 @@
+"""Capture sessions and voice entries: what the child said, stored once, as it was."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from app.core.clock import utcnow
+from app.core.config import Settings
+from app.core.context import Context
+from app.core.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
+from app.core.pagination import paginate
+from app.core.security import hash_capture_token, new_capture_token
+from app.models.board import BoardVersion
+from app.models.capture import (CaptureSession, EntryIn, EntryOut, MatEntryIn, SessionBoardsOut,
+                                SessionCreate, SessionOut, SymbolsEntryIn, VoiceEntry)
+from app.models.child import Child
+from app.services import access, audit, boards, consent
+from app.services.access import Need
+
+ENTRY_NOT_FOUND = "No entry with this id is visible to you."
+
+
+# --- sessions --------------------------------------------------------------------------
+
+def session_status(session: CaptureSession, at: datetime | None = None) -> str:
+    if session.ended_at is not None:
+        return "ended"
+    return "expired" if session.expires_at <= (at or utcnow()) else "open"
+
+
+def session_out(db: Session, session: CaptureSession, token: str | None = None) -> SessionOut:
+    return SessionOut(id=session.id, child_id=session.child_id, worker_id=session.worker_id,
+                      setting=session.setting, purpose=session.purpose, device=session.device,
+                      status=session_status(session), started_at=session.started_at,
+                      ended_at=session.ended_at, expires_at=session.expires_at,
+                      boards=boards.session_boards(db, session.boards), capture_token=token)
+
+
+def open_session(ctx: Context, settings: Settings, child_id: uuid.UUID,
+                 data: SessionCreate) -> SessionOut:
+    child = access.child_for(ctx, child_id, Need.write)
+    pinned = boards.boards_for_session(ctx, child.id, data.board_ids)
+    token, token_hash = new_capture_token()
+    now = utcnow()
+    session = CaptureSession(child_id=child.id, worker_id=ctx.user.id, setting=data.setting,
+                             purpose=data.purpose, boards=pinned, device=data.device,
+                             started_at=now, token_hash=token_hash,
+                             expires_at=now + timedelta(hours=settings.capture_token_hours))
+    ctx.db.add(session)
+    ctx.db.flush()
+    audit.record(ctx, "session.open", child_id=child.id, object_type="session",
+                 object_id=session.id)
+    ctx.db.commit()
+    return session_out(ctx.db, session, token)
+
+
+def end_session(ctx: Context, session_id: uuid.UUID) -> SessionOut:
+    access.require_staff(ctx.actor)
+    session = access.session_for(ctx, session_id, Need.write)
+    if session.ended_at is None:
+        session.ended_at = utcnow()
+        ctx.db.add(session)
+    audit.record(ctx, "session.end", child_id=session.child_id, object_type="session",
+                 object_id=session.id)
+    ctx.db.commit()
+    return session_out(ctx.db, session)
+
+
+def session_from_capture_token(db: Session, token: str) -> CaptureSession:
+    session = db.exec(select(CaptureSession).where(
+        CaptureSession.token_hash == hash_capture_token(token))).first()
+    if session is None:
+        raise Unauthorized("This capture token is not valid.", slug="invalid-token")
+    if session_status(session) != "open":
+        raise Unauthorized("This capture session has ended; the worker can start a new one.",
+                           slug="session-ended")
+    return session
+
+
+def get_session_boards(ctx: Context, session_id: uuid.UUID) -> SessionBoardsOut:
+    session = access.session_for(ctx, session_id, Need.read)
+    child = ctx.db.get(Child, session.child_id)
+    audit.record(ctx, "session.boards", child_id=session.child_id, object_type="session",
+                 object_id=session.id)
+    ctx.db.commit()
+    return SessionBoardsOut(session_id=session.id, board_preferences=child.board_preferences,
+                            boards=boards.session_boards(ctx.db, session.boards))
+
+
+# --- entries ---------------------------------------------------------------------------
+
+def entry_out(entry: VoiceEntry) -> EntryOut:
+    return EntryOut(id=entry.id, client_id=entry.client_id, kind=entry.kind,
+                    child_id=entry.child_id, session_id=entry.session_id, source=entry.source,
+                    consent_id=entry.consent_id, captured_at=entry.captured_at,
+                    received_at=entry.received_at, status=entry.status, prompt=entry.prompt,
+                    topic=entry.topic, note=entry.note, board_id=entry.board_id,
+                    board_version=entry.board_version, created_by=entry.created_by,
+                    **entry.content)
+
+
+def fingerprint(data: EntryIn) -> str:
+    canonical = json.dumps(data.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _board_content(db: Session, session: CaptureSession,
+                   data: SymbolsEntryIn | MatEntryIn) -> dict[str, Any]:
+    """The chosen buttons as they were on that exact board version, or 422 saying why."""
+    if str(data.board_id) not in {ref["board_id"] for ref in session.boards}:
+        raise Invalid("board_id is not one of the boards offered in this session",
+                      field=["body", "board_id"])
+    version: BoardVersion | None = boards.get_version(db, data.board_id, data.board_version)
+    if version is None:
+        raise Invalid(f"board {data.board_id} has no version {data.board_version}",
+                      field=["body", "board_version"])
+    buttons = {b["id"]: b for b in version.content["buttons"]}
+
+    def button(button_id: str, loc: list) -> dict:
+        if button_id not in buttons:
+            raise Invalid(f"button '{button_id}' is not on version {data.board_version} of "
+                          "this board", field=loc)
+        return buttons[button_id]
+
+    if isinstance(data, SymbolsEntryIn):
+        choices = []
+        for i, button_id in enumerate(data.button_ids):
+            b = button(button_id, ["body", "button_ids", i])
+            choices.append({"button_id": button_id, "label": b.get("label"),
+                            "vocalization": b.get("vocalization")})
+        return {"choices": choices}
+    placements = []
+    for i, p in enumerate(data.placements):
+        b = button(p.button_id, ["body", "placements", i, "button_id"])
+        placements.append({"button_id": p.button_id, "label": b.get("label"),
+                           "scale_value": p.scale_value})
+    return {"scale": list(data.scale), "placements": placements}
+
+
+def _stored(db: Session, client_id: uuid.UUID) -> VoiceEntry | None:
+    return db.exec(select(VoiceEntry).where(VoiceEntry.client_id == client_id)).first()
+
+
+def _same_or_conflict(existing: VoiceEntry, session_id: uuid.UUID, print_: str) -> VoiceEntry:
+    if existing.session_id != session_id or existing.fingerprint != print_:
+        raise Conflict("This client_id was already used for a different entry. Make a new "
+                       "client_id for each new entry; resend only exact copies.",
+                       slug="client-id-reused", entry_id=str(existing.id))
+    return existing
+
+
+def add_entry(ctx: Context, session_id: uuid.UUID, data: EntryIn) -> tuple[EntryOut, bool]:
+    """Store an entry once. Returns it and whether this call created it; a resend of the
+    same entry (same client_id, same content) answers the stored one."""
+    session = access.session_for(ctx, session_id, Need.write)
+    if data.kind == "observation" and not ctx.actor.is_staff:
+        raise Forbidden("Observations are the worker's; child mode cannot add them.",
+                        slug="capture-token-scope")
+    print_ = fingerprint(data)
+    existing = _stored(ctx.db, data.client_id)
+    if existing is not None:
+        entry = _same_or_conflict(existing, session.id, print_)
+        ctx.db.commit()
+        return entry_out(entry), False
+
+    content: dict[str, Any] = {}
+    board_id = board_version = None
+    if isinstance(data, (SymbolsEntryIn, MatEntryIn)):
+        content = _board_content(ctx.db, session, data)
+        board_id, board_version = data.board_id, data.board_version
+    else:
+        content = {"text": data.text}
+    allowed_by = consent.consent_for_capture(ctx.db, session.child_id, data.kind,
+                                             data.captured_at)
+    entry = VoiceEntry(client_id=data.client_id, child_id=session.child_id,
+                       session_id=session.id, kind=data.kind, source=data.source,
+                       captured_at=data.captured_at, received_at=utcnow(), prompt=data.prompt,
+                       topic=data.topic, note=data.note,
+                       consent_id=allowed_by.id if allowed_by else None, board_id=board_id,
+                       board_version=board_version, content=content,
+                       created_by=ctx.actor.user.id if ctx.actor.user else None,
+                       fingerprint=print_)
+    try:
+        with ctx.db.begin_nested():
+            ctx.db.add(entry)
+    except IntegrityError:
+        # Another request stored the same client_id a moment ago.
+        existing = _stored(ctx.db, data.client_id)
+        if existing is None:
+            raise
+        entry = _same_or_conflict(existing, session.id, print_)
+        ctx.db.commit()
+        return entry_out(entry), False
+    audit.record(ctx, "entry.create", child_id=session.child_id, object_type="entry",
+                 object_id=entry.id)
+    ctx.db.commit()
+    return entry_out(entry), True
+
+
+def list_entries(ctx: Context, child_id: uuid.UUID, *, kind: str | None, topic: str | None,
+                 source: str | None, since: datetime | None, until: datetime | None,
+                 limit: int, cursor: str | None) -> dict:
+    child = access.child_for(ctx, child_id, Need.read)
+    stmt = select(VoiceEntry).where(VoiceEntry.child_id == child.id)
+    if kind:
+        stmt = stmt.where(VoiceEntry.kind == kind)
+    if topic:
+        stmt = stmt.where(VoiceEntry.topic == topic)
+    if source:
+        stmt = stmt.where(VoiceEntry.source == source)
+    if since:
+        stmt = stmt.where(VoiceEntry.captured_at >= since)
+    if until:
+        stmt = stmt.where(VoiceEntry.captured_at < until)
+    page = paginate(ctx.db, stmt, sort_col=VoiceEntry.captured_at, id_col=VoiceEntry.id,
+                    limit=limit, cursor=cursor, descending=True, shape=entry_out)
+    audit.record(ctx, "entry.list", child_id=child.id, object_type="child", object_id=child.id)
+    ctx.db.commit()
+    return page
+
+
+def get_entry(ctx: Context, entry_id: uuid.UUID) -> EntryOut:
+    access.require_staff(ctx.actor)
+    entry = ctx.db.get(VoiceEntry, entry_id)
+    if entry is None:
+        raise NotFound(ENTRY_NOT_FOUND)
+    try:
+        access.child_for(ctx, entry.child_id, Need.read)
+    except NotFound:
+        raise NotFound(ENTRY_NOT_FOUND) from None
+    audit.record(ctx, "entry.read", child_id=entry.child_id, object_type="entry",
+                 object_id=entry.id)
+    ctx.db.commit()
+    return entry_out(entry)
