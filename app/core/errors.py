@@ -94,16 +94,19 @@ def problem_response(problem: Problem, request: Request | None = None) -> JSONRe
 def _validation_problem(exc: RequestValidationError) -> Problem:
     errors = []
     for err in exc.errors():
-        # Echo where and why, never the submitted value: it may be a child's words.
-        errors.append({"loc": list(err.get("loc", ())), "msg": err.get("msg", ""),
-                       "type": err.get("type", "")})
+        loc = list(err.get("loc", ()))
+        if err.get("type") == "union_tag_invalid":
+            # Name the field that picks the variant (e.g. an entry's `kind`).
+            loc.append(str(err.get("ctx", {}).get("discriminator", "")).strip("'"))
+        # Where and why only, never the submitted value: it may be a child's words.
+        errors.append({"loc": loc, "msg": err.get("msg", ""), "type": err.get("type", "")})
     if any(e["type"] == "json_invalid" for e in errors):
         return Problem("The request body is not valid JSON. Send a JSON object with "
                        "Content-Type: application/json.", slug="malformed-json",
                        title="Malformed JSON", errors=errors)
-    fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in errors[:5])
-    return Invalid(f"Some fields are missing or invalid: {fields}. See 'errors' for each.",
-                   errors=errors)
+    shown = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors[:3])
+    more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+    return Invalid(f"Fix these fields: {shown}{more}.", errors=errors)
 
 
 _STATUS_SLUGS = {404: NotFound, 401: Unauthorized, 403: Forbidden, 409: Conflict}

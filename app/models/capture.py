@@ -4,11 +4,11 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import AwareDatetime, ConfigDict, Field as PydField, model_validator
+from pydantic import ConfigDict, Field as PydField, model_validator
 from sqlmodel import Field, Index, SQLModel
 
 from app.models.board import BoardOut
-from app.models.common import ApiModel, id_field, json_field, utc_field
+from app.models.common import ApiModel, UtcDatetime, id_field, json_field, utc_field
 
 Setting = Literal["home", "school", "placement", "other"]
 Source = Literal["child_direct", "child_assisted", "adult_interpretation",
@@ -75,7 +75,7 @@ class SessionCreate(ApiModel):
 class _EntryBase(ApiModel):
     model_config = ConfigDict(extra="forbid")
     client_id: uuid.UUID = PydField(description="Made on the tablet; the idempotency key.")
-    captured_at: AwareDatetime = PydField(description="The tablet's clock, with its offset.")
+    captured_at: UtcDatetime = PydField(description="The tablet's clock, with its offset.")
     source: Source
     prompt: str | None = PydField(default=None, max_length=500,
                                   description="The question asked, e.g. 'How do you feel at school?'")

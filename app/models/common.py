@@ -2,9 +2,9 @@
 
 import uuid
 from datetime import datetime, timezone
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict
 from sqlalchemy import JSON, DateTime
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field
@@ -32,6 +32,10 @@ class UTCDateTime(TypeDecorator):
         if value.tzinfo is None:
             return value.replace(tzinfo=timezone.utc)
         return value.astimezone(timezone.utc)
+
+
+# A client's time, which must carry its offset; kept and answered in UTC.
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(lambda d: d.astimezone(timezone.utc))]
 
 
 def id_field() -> Any:

@@ -9,10 +9,10 @@ from datetime import datetime
 from enum import Enum
 from typing import Literal
 
-from pydantic import AwareDatetime, ConfigDict, Field as PydField, model_validator
+from pydantic import ConfigDict, Field as PydField, model_validator
 from sqlmodel import Field, SQLModel
 
-from app.models.common import ApiModel, id_field, json_field, utc_field
+from app.models.common import ApiModel, UtcDatetime, id_field, json_field, utc_field
 
 
 class Scope(str, Enum):
@@ -56,8 +56,8 @@ class ConsentCreate(ApiModel):
     scopes: list[Scope] = PydField(min_length=1, max_length=6)
     method: Literal["spoken", "signed", "symbols", "written"]
     child_assent: Literal["agreed", "dissented", "not_able_to_express"]
-    valid_from: AwareDatetime | None = PydField(default=None, description="Defaults to now.")
-    valid_until: AwareDatetime | None = None
+    valid_from: UtcDatetime | None = PydField(default=None, description="Defaults to now.")
+    valid_until: UtcDatetime | None = None
     notes: str | None = PydField(default=None, max_length=4000)
 
     @model_validator(mode="after")

@@ -13,7 +13,10 @@ router = APIRouter(tags=["staff"])
 
 @router.post("/auth/token", response_model=TokenOut, summary="Sign in and get an access token",
              responses={401: {"description": "Wrong email or password (the same answer "
-                                             "whether or not the account exists)."}})
+                                             "whether or not the account exists)."}},
+             openapi_extra={"requestBody": {"content": {"application/x-www-form-urlencoded": {
+                 "example": {"username": "sam.worker@example.org",
+                             "password": "a long passphrase"}}}}})
 def sign_in(request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()],
             db: Annotated[Session, Depends(get_db)]) -> dict:
     """OAuth2 password form: `username` is the staff email."""

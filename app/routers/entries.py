@@ -2,10 +2,9 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime
 
 from app.models.capture import EntryKind, EntryOut, Source
-from app.models.common import Page
+from app.models.common import Page, UtcDatetime
 from app.routers.deps import Ctx, Paging
 from app.services import capture
 
@@ -18,9 +17,9 @@ def list_entries(child_id: uuid.UUID, ctx: Ctx, page: Paging,
                  kind: EntryKind | None = None,
                  topic: Annotated[str | None, Query(max_length=100)] = None,
                  source: Source | None = None,
-                 since: Annotated[AwareDatetime | None,
+                 since: Annotated[UtcDatetime | None,
                                   Query(description="captured_at on or after")] = None,
-                 until: Annotated[AwareDatetime | None,
+                 until: Annotated[UtcDatetime | None,
                                   Query(description="captured_at before")] = None) -> dict:
     return capture.list_entries(ctx, child_id, kind=kind, topic=topic, source=source,
                                 since=since, until=until, limit=page.limit, cursor=page.cursor)
