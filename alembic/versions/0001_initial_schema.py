@@ -229,7 +229,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('client_id')
     )
     with op.batch_alter_table('voice_entries', schema=None) as batch_op:
-        batch_op.create_index('ix_voice_entries_child_captured', ['child_id', 'captured_at'], unique=False)
+        batch_op.create_index('ix_voice_entries_child_captured', ['child_id', 'captured_at', 'id'], unique=False)
         batch_op.create_index(batch_op.f('ix_voice_entries_consent_id'), ['consent_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_voice_entries_session_id'), ['session_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_voice_entries_topic'), ['topic'], unique=False)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.pool import QueuePool
 from sqlmodel import Session, create_engine
 
 
@@ -20,7 +21,13 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # One connection per process: SQLite has one writer at a time anyway, and waiting
+        # for the pool (a queue) is far cheaper than SQLite's sleep-and-retry busy handler
+        # when many threads race for the write lock. Other processes still wait on the
+        # file lock (busy_timeout), so this assumes nothing about how many processes run.
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+                               poolclass=QueuePool, pool_size=1, max_overflow=0,
+                               pool_timeout=120)
         _configure_sqlite(engine)
         return engine
     return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)

@@ -36,7 +36,8 @@ class CaptureSession(SQLModel, table=True):
 
 class VoiceEntry(SQLModel, table=True):
     __tablename__ = "voice_entries"
-    __table_args__ = (Index("ix_voice_entries_child_captured", "child_id", "captured_at"),)
+    # (child, newest first) is how entries are listed and how the plan finds the latest.
+    __table_args__ = (Index("ix_voice_entries_child_captured", "child_id", "captured_at", "id"),)
     id: uuid.UUID = id_field()
     client_id: uuid.UUID = Field(unique=True)
     child_id: uuid.UUID = Field(foreign_key="children.id")
