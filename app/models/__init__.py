@@ -1,12 +1,12 @@
 """Every table, imported so SQLModel.metadata (and so Alembic) knows them all."""
 
 from app.models.audit import AuditEvent
-from app.models.board import Board, BoardVersion
+from app.models.board import Board, BoardAsset, BoardVersion
 from app.models.capture import CaptureSession, VoiceEntry
 from app.models.child import Allocation, Child
 from app.models.consent import Consent
 from app.models.plan import PlanSection, PlanVersion
 from app.models.staff import Team, User
 
-__all__ = ["AuditEvent", "Allocation", "Board", "BoardVersion", "CaptureSession", "Child",
+__all__ = ["AuditEvent", "Allocation", "Board", "BoardAsset", "BoardVersion", "CaptureSession", "Child",
            "Consent", "PlanSection", "PlanVersion", "Team", "User", "VoiceEntry"]

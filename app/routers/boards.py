@@ -1,20 +1,53 @@
 from typing import Annotated
 import uuid
 
-from fastapi import APIRouter, Path, status
+from fastapi import APIRouter, Path, Query, Request, status
+from fastapi.responses import FileResponse, JSONResponse
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
 
-from app.models.board import BoardOut, BoardSummary, BoardWrite
+from app.core.upload import receive_file
+from app.models.board import AttributionOut, BoardOut, BoardSummary, BoardWrite, ImportResult
 from app.models.common import Page
-from app.routers.deps import Ctx, Paging
-from app.services import boards
+from app.routers.deps import AppSettings, Ctx, Paging
+from app.services import board_export, board_import, boards
 
 router = APIRouter(tags=["boards"])
+
+VersionQuery = Annotated[int | None, Query(ge=1, description="A version; the latest when "
+                                                              "left out.")]
+_IMPORT_BODY = {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["file"],
+    "properties": {"file": {"type": "string", "format": "binary", "description":
+                            "An .obf board (JSON) or an .obz package (zip), as exported by "
+                            "CoughDrop, Cboard, Grid, TD Snap or any Open Board Format app."}},
+    "example": {"file": "(the bytes of feelings.obz)"}}}}}
 
 
 @router.post("/boards", response_model=BoardOut, status_code=status.HTTP_201_CREATED,
              summary="Add a library board (Open Board Format shape)")
 def create_board(data: BoardWrite, ctx: Ctx) -> BoardOut:
     return boards.create_board(ctx, data)
+
+
+@router.post("/boards/import", response_model=ImportResult, status_code=status.HTTP_201_CREATED,
+             openapi_extra={"requestBody": _IMPORT_BODY},
+             summary="Import boards from another AAC app (.obf or .obz) into the library",
+             responses={413: {"description": "Too large, or a zip bomb."},
+                        415: {"description": "Neither an .obf nor an .obz."},
+                        422: {"description": "A hostile or unreadable package, or no board "
+                              "could be imported (the reasons are listed)."}})
+async def import_boards(request: Request, ctx: Ctx, settings: AppSettings) -> ImportResult:
+    """Multipart form with one `file` part. Every board in a package is imported, even
+    ones the root does not link to; a board that cannot be is listed in `skipped` with
+    the reason, and the others are still imported."""
+    path, _ = await receive_file(request.stream(), request.headers.get("content-type"),
+                                 settings.media_root / "tmp",
+                                 max_bytes=settings.board_upload_max_bytes)
+    try:
+        return await run_in_threadpool(board_import.import_boards, ctx, settings, path)
+    finally:
+        path.unlink(missing_ok=True)
 
 
 @router.get("/boards", response_model=Page[BoardSummary], summary="The board library")
@@ -37,3 +70,61 @@ def replace_board(board_id: uuid.UUID, data: BoardWrite, ctx: Ctx) -> BoardOut:
             summary="A board at one exact version")
 def get_board_version(board_id: uuid.UUID, version: Annotated[int, Path(ge=1)], ctx: Ctx) -> BoardOut:
     return boards.read_board(ctx, board_id, version)
+
+
+@router.get("/boards/{board_id}/export.obf", summary="Export one board as an .obf file",
+            response_class=JSONResponse,
+            responses={200: {"content": {"application/json": {}}}})
+def export_obf(board_id: uuid.UUID, ctx: Ctx, settings: AppSettings,
+               version: VersionQuery = None) -> JSONResponse:
+    content = board_export.export_obf(ctx, settings, board_id, version)
+    return JSONResponse(content, headers={
+        "Content-Disposition": f'attachment; filename="board-{board_id}.obf"',
+        "Cache-Control": "private, no-store"})
+
+
+@router.get("/boards/{board_id}/export.obz", response_class=FileResponse,
+            summary="Export a board and the boards it links to as an .obz package",
+            responses={200: {"content": {"application/zip": {}}}})
+def export_obz(board_id: uuid.UUID, ctx: Ctx, settings: AppSettings,
+               version: VersionQuery = None) -> FileResponse:
+    path = board_export.export_obz(ctx, settings, board_id, version)
+    return FileResponse(path, media_type="application/zip",
+                        filename=f"board-{board_id}.obz",
+                        headers={"Cache-Control": "private, no-store"},
+                        background=BackgroundTask(path.unlink, missing_ok=True))
+
+
+@router.get("/boards/{board_id}/attribution", response_model=AttributionOut,
+            summary="The attributions a document built from this board must show")
+def board_attribution(board_id: uuid.UUID, ctx: Ctx, version: VersionQuery = None) -> AttributionOut:
+    return board_export.attribution(ctx, board_id, version)
+
+
+def _asset(ctx: Ctx, settings: AppSettings, board_id: uuid.UUID, version: int, kind: str,
+           item_id: str) -> FileResponse:
+    path, content_type, sha = boards.open_board_asset(ctx, settings.media_root, board_id,
+                                                      version, kind, item_id)
+    # A board version never changes, so neither do its bytes; private to this caller.
+    return FileResponse(path, media_type=content_type, headers={
+        "ETag": f'"{sha}"', "Cache-Control": "private, max-age=86400",
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "default-src 'none'; sandbox"})
+
+
+@router.get("/boards/{board_id}/versions/{version}/images/{image_id}",
+            response_class=FileResponse, summary="An image a board version carries",
+            responses={200: {"content": {"image/png": {}, "image/jpeg": {}}}})
+def board_image(board_id: uuid.UUID, version: Annotated[int, Path(ge=1)],
+                image_id: Annotated[str, Path(max_length=100)], ctx: Ctx,
+                settings: AppSettings) -> FileResponse:
+    return _asset(ctx, settings, board_id, version, "images", image_id)
+
+
+@router.get("/boards/{board_id}/versions/{version}/sounds/{sound_id}",
+            response_class=FileResponse, summary="A sound a board version carries",
+            responses={200: {"content": {"audio/mpeg": {}}}})
+def board_sound(board_id: uuid.UUID, version: Annotated[int, Path(ge=1)],
+                sound_id: Annotated[str, Path(max_length=100)], ctx: Ctx,
+                settings: AppSettings) -> FileResponse:
+    return _asset(ctx, settings, board_id, version, "sounds", sound_id)
