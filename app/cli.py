@@ -1,4 +1,4 @@
-"""The `childvoice` command: serve, migrate, create-user, demo."""
+"""The `childvoice` command: serve, migrate, create-user, demo, boards install-starter."""
 
 from __future__ import annotations
 
@@ -90,6 +90,21 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_boards_install_starter(args: argparse.Namespace, settings: Settings) -> int:
+    from app.services.starter import install_starter
+
+    migrate(settings)
+    engine = make_engine(settings.resolved_database_url)
+    with new_session(engine) as db:
+        added = install_starter(db, settings)
+    engine.dispose()
+    if added:
+        print(f"added {len(added)} starter boards: {', '.join(added)}")
+    else:
+        print("the starter boards are already in the library")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="childvoice", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -116,6 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("demo", help="fill an empty database with synthetic demo data") \
         .set_defaults(func=cmd_demo)
+
+    boards = sub.add_parser("boards", help="the board library")
+    boards_sub = boards.add_subparsers(dest="boards_command", required=True)
+    boards_sub.add_parser("install-starter", help="add the starter boards (feelings, yes/no, "
+                          "people, places, things I do, I want, what I think) if missing") \
+        .set_defaults(func=cmd_boards_install_starter)
     return parser
 
 
