@@ -143,6 +143,8 @@ def normalise_content(content: dict[str, Any]) -> dict[str, Any]:
             if isinstance(item, dict):
                 item["license"] = normalise_license(item.get("license"))
                 item.pop(ASSET_URL_KEY, None)
+                if str(item.get("content_type", "")).strip().lower() == "image/svg":
+                    item["content_type"] = "image/svg+xml"  # the registered name
     if "license" in content and content["license"] is not None:
         content["license"] = normalise_license(content["license"])
     return content
