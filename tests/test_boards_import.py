@@ -232,3 +232,25 @@ def test_only_staff_import(world: World) -> None:
     assert_problem(import_bytes(tablet, sample("foreign.obf"), "foreign.obf"), 403)
     assert_problem(import_bytes(world.anonymous, sample("foreign.obf"), "foreign.obf"), 401)
     assert import_bytes(world.worker, sample("foreign.obf"), "foreign.obf").status_code == 201
+
+
+def test_garbage_in_every_field_is_a_skip_reason_not_a_crash(world: World) -> None:
+    junk: list = [None, [], {}, {"a": [1]}, True, 1.5, "", "x" * 300, 10 ** 5000 // 10 ** 4990]
+    boards = {}
+    for i, value in enumerate(junk):
+        board = simple_board(f"j{i}", ["a", "b"])
+        board["buttons"][0] |= {"id": value, "image_id": value, "sound_id": value,
+                                "label": value, "background_color": value,
+                                "load_board": {"path": value, "id": value}}
+        board["grid"]["order"][0][1] = value
+        board["images"] = [{"id": value, "path": value, "license": {"type": value}}]
+        board["name"] = value
+        boards[f"j{i}.obf"] = board
+    boards["deep.obf"] = "[" * 100_000 + "]" * 100_000
+    boards["bigint.obf"] = '{"buttons": [{"id": ' + "9" * 5000 + "}]}"
+    members = {"manifest.json": manifest({k: k for k in boards})} | boards
+    r = import_bytes(world.admin, make_zip(members))
+    assert r.status_code in (201, 422), r.text
+    body = r.json()
+    listed = body.get("imported", []) + body.get("skipped", [])
+    assert len(listed) == len(boards)

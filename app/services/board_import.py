@@ -57,7 +57,7 @@ class _Media:
 def _parse_json(data: bytes, what: str) -> Any:
     try:
         return json.loads(data.decode("utf-8-sig"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # ValueError: also huge ints
         raise BoardProblem(f"{what} is not valid JSON") from None
 
 

@@ -182,8 +182,11 @@ def fix_grid(grid: Any, button_ids: list[str]) -> dict[str, Any]:
     order = grid.get("order") if isinstance(grid, dict) else None
     if not isinstance(order, list) or not any(isinstance(r, list) and r for r in order):
         return _auto_grid(button_ids)
-    cells = [[str_id(c) if str_id(c) in known else None for c in row]
-             if isinstance(row, list) else [] for row in order]
+    if len(order) > 10 * MAX_GRID or any(isinstance(r, list) and len(r) > 10 * MAX_GRID
+                                         for r in order):
+        raise BoardProblem(f"its grid is far larger than {MAX_GRID} x {MAX_GRID}")
+    cells = [[str_id(c) if isinstance(c, (str, int)) and str_id(c) in known else None
+              for c in row] if isinstance(row, list) else [] for row in order]
     rows = max(_as_int(grid.get("rows")), len(cells), 1)
     columns = max(_as_int(grid.get("columns")), max(len(r) for r in cells), 1)
     cells += [[] for _ in range(rows - len(cells))]
@@ -224,7 +227,9 @@ def prepare_board(raw: Any) -> dict[str, Any]:
         for key in ("id", "image_id", "sound_id"):
             if key in button:
                 button[key] = str_id(button[key])
-        if button.get("id") in (None, ""):
+                if not isinstance(button[key], str):
+                    button.pop(key)  # not an id at all (null, a list…)
+        if not button.get("id"):
             raise BoardProblem(f"buttons[{i}] has no id")
         for key in ("label", "vocalization"):
             if key in button:
@@ -251,7 +256,7 @@ def prepare_board(raw: Any) -> dict[str, Any]:
                 raise BoardProblem(f"{kind}[{i}] is not an object")
             item = {k: v for k, v in item.items() if k not in (ASSET_KEY, ASSET_URL_KEY)}
             item["id"] = str_id(item.get("id"))
-            if item["id"] in (None, ""):
+            if not isinstance(item["id"], str) or not item["id"]:
                 raise BoardProblem(f"{kind}[{i}] has no id")
             out.append(item)
         item_ids = [x["id"] for x in out]
