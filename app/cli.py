@@ -43,9 +43,13 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_create_user(args: argparse.Namespace, settings: Settings) -> int:
     from app.services.staff import add_user
 
+    from app.core.security import password_problem
+
     password = os.environ.get("CHILDVOICE_NEW_USER_PASSWORD") or getpass.getpass("Password: ")
-    if len(password) < 12:
-        print("The password must have at least 12 characters.", file=sys.stderr)
+    problem = password_problem(password, min_length=settings.password_min_length,
+                               email=args.email, full_name=args.name)
+    if problem:
+        print(problem, file=sys.stderr)
         return 2
     migrate(settings)
     engine = make_engine(settings.resolved_database_url)
@@ -59,7 +63,7 @@ def cmd_create_user(args: argparse.Namespace, settings: Settings) -> int:
                 db.flush()
             team_id = team.id
         user = add_user(db, PasswordHashing(settings), args.email, args.name, Role(args.role),
-                        team_id, password)
+                        team_id, password, settings.password_min_length)
         db.commit()
         print(f"created {user.role} {user.email} ({user.id})")
     engine.dispose()
