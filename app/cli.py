@@ -1,4 +1,4 @@
-"""The `childvoice` command: serve, migrate, create-user, demo."""
+"""The `childvoice` command: serve, migrate, create-user, demo, worker, audit, retention."""
 
 from __future__ import annotations
 
@@ -94,6 +94,26 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    """The alert outbox worker: escalate overdue alerts, deliver webhooks."""
+    import time
+
+    from app.services.outbox import run_once
+
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        while True:
+            counts = run_once(engine, settings)
+            if args.once:
+                print(" ".join(f"{k}={v}" for k, v in counts.items()))
+                return 0
+            time.sleep(settings.outbox_poll_seconds)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        engine.dispose()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="childvoice", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -120,12 +140,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("demo", help="fill an empty database with synthetic demo data") \
         .set_defaults(func=cmd_demo)
+
+    worker = sub.add_parser(
+        "worker", help="escalate overdue safeguarding alerts and deliver webhook "
+        "notifications (each API process also runs this in the background)")
+    worker.add_argument("--once", action="store_true", help="one pass, then exit")
+    worker.set_defaults(func=cmd_worker)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, settings: Settings | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args, get_settings())
+    return args.func(args, settings or get_settings())
 
 
 if __name__ == "__main__":
