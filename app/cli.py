@@ -114,6 +114,34 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         engine.dispose()
 
 
+def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
+    from app.services.audit import verify
+
+    anchor = None
+    if args.anchor:
+        try:
+            anchor_id, anchor_hash = args.anchor.split(":", 1)
+            anchor = (int(anchor_id), anchor_hash)
+        except ValueError:
+            print("--anchor is ID:HASH, as printed by an earlier verify", file=sys.stderr)
+            return 2
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        report = verify(engine, anchor)
+    finally:
+        engine.dispose()
+    if report.ok:
+        print(f"audit chain intact: {report.checked} events")
+        if report.head_id is not None:
+            print(f"head {report.head_id}:{report.head_hash}  (keep this; pass it as --anchor "
+                  "next time to catch removals from the end)")
+        return 0
+    print(f"AUDIT CHAIN BROKEN at event {report.broken_at} ({report.problem}): {report.detail}",
+          file=sys.stderr)
+    print(f"{report.checked} events before it verified", file=sys.stderr)
+    return 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="childvoice", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -146,6 +174,16 @@ def build_parser() -> argparse.ArgumentParser:
         "notifications (each API process also runs this in the background)")
     worker.add_argument("--once", action="store_true", help="one pass, then exit")
     worker.set_defaults(func=cmd_worker)
+
+    audit_cmd = sub.add_parser("audit", help="the audit trail")
+    audit_sub = audit_cmd.add_subparsers(dest="audit_command", required=True)
+    verify = audit_sub.add_parser(
+        "verify", help="check the whole hash chain; names the first event that was "
+        "changed, deleted or reordered (exit 1)")
+    verify.add_argument("--anchor", metavar="ID:HASH",
+                        help="a head printed by an earlier verify, to catch removals from "
+                        "the end of the chain")
+    verify.set_defaults(func=cmd_audit_verify)
     return parser
 
 
