@@ -142,6 +142,27 @@ def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
     return 1
 
 
+def cmd_retention(args: argparse.Namespace, settings: Settings) -> int:
+    from app.services.retention import run
+
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        summary = run(engine, settings, apply=args.apply)
+    finally:
+        engine.dispose()
+    verb = "removed" if args.apply else "would remove"
+    for kind, item in summary.items():
+        if kind == "run_id":
+            continue
+        note = {"no_rule": " (no rule for this kind)",
+                "not_wired_yet": " (media store not wired in yet)"}.get(item["status"], "")
+        count = item["removed"] if args.apply else item["found"]
+        print(f"{kind}: {verb} {count} older than {item['days']} days{note}")
+    if args.apply:
+        print(f"recorded as retention run {summary['run_id']}; audit events are kept")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="childvoice", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -184,6 +205,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a head printed by an earlier verify, to catch removals from "
                         "the end of the chain")
     verify.set_defaults(func=cmd_audit_verify)
+
+    retention = sub.add_parser(
+        "retention", help="remove what is past its retention period (see the "
+        "CHILDVOICE_RETENTION_DAYS setting); audit events are never removed")
+    mode = retention.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--dry-run", action="store_true", help="only say what would go")
+    mode.add_argument("--apply", action="store_true", help="remove it, and record what went")
+    retention.set_defaults(func=cmd_retention)
     return parser
 
 

@@ -14,7 +14,7 @@ from app.core.errors import install_error_handlers
 from app.core.middleware import RequestContextMiddleware
 from app.core.security import PasswordHashing, StaffTokens
 from app.routers import (admin, alerts, audit_trail, auth, boards, children, consents,
-                         entries, health, plans, sessions, staff)
+                         entries, exports, health, plans, sessions, staff)
 from app.services.outbox import OutboxWorker
 from app.services.staff import bootstrap_admin
 
@@ -62,6 +62,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(health.router)
     for module in (auth, staff, children, consents, boards, sessions, entries, plans, alerts,
-                   audit_trail, admin):
+                   audit_trail, exports, admin):
         app.include_router(module.router, prefix=API_PREFIX)
     return app

@@ -83,6 +83,7 @@ class SessionCreate(ApiModel):
 
 
 OtherPerson = Annotated[str, PydField(min_length=1, max_length=100)]
+OtherPeople = Annotated[list[OtherPerson], PydField(max_length=10)]
 
 
 def other_people_fields(value: bool | list[str] | None) -> tuple[bool, list[str]]:
@@ -103,8 +104,8 @@ class _EntryBase(ApiModel):
     topic: str | None = PydField(default=None, max_length=100)
     note: str | None = PydField(default=None, max_length=4000,
                                 description="The worker's note about this entry.")
-    other_people: bool | list[OtherPerson] | None = PydField(
-        default=None, max_length=10,
+    other_people: bool | OtherPeople | None = PydField(
+        default=None,
         description="Other people appear or are heard in this entry: true, or who by role "
         "(e.g. [\"younger sibling\", \"mum's voice\"]; never a name). Such an entry stays out "
         "of family-facing exports until a worker clears it.")
@@ -256,8 +257,8 @@ class EntryOut(ApiModel):
 class OtherPeopleUpdate(ApiModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"other_people": ["younger sibling"]}, {"other_people": False}]})
-    other_people: bool | list[OtherPerson] = PydField(
-        max_length=10, description="true, false, or who by role (never a name). Changing it "
+    other_people: bool | OtherPeople = PydField(
+        description="true, false, or who by role (never a name). Changing it "
         "takes back any clearance for family export.")
 
 
