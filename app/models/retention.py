@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Field, SQLModel
+from sqlmodel import SQLModel
 
 from app.models.common import id_field, json_field, utc_field
 
