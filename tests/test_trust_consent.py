@@ -16,6 +16,8 @@ def _child(world: World, dob: date, name: str = "Sky") -> str:
 
 def _years_ago(years: int, days: int = 0) -> date:
     today = datetime.now(timezone.utc).date()
+    if (today.month, today.day) == (2, 29):
+        today -= timedelta(days=1)
     return today.replace(year=today.year - years) - timedelta(days=days)
 
 
