@@ -267,3 +267,23 @@ def test_retention_dry_run_and_apply(world: World, app, settings, capsys,
     # The alert itself (a child's record) is untouched.
     world.sign_in_again()
     assert len(world.worker.get("/alerts").json()["items"]) == 1
+
+
+def test_safeguarding_only_entries_never_reach_the_export(world: World, shared: dict) -> None:
+    board = world.admin.post("/boards", json={
+        "name": "Safe", "grid": {"rows": 1, "columns": 2, "order": [["hurt", "happy"]]},
+        "buttons": [{"id": "hurt", "label": "hurt", "ext_childvoice_safeguarding": True},
+                    {"id": "happy", "label": "happy"}]}).json()
+    world.worker.post(f"/consents/{shared['id']}/withdraw", json={"reason": "Paused."})
+    session = world.worker.post(f"/children/{world.child_id}/sessions",
+                                json={"setting": "home", "board_ids": [board["id"]]}).json()
+    r = world.capture(session).post(f"/sessions/{session['id']}/entries",
+                                    json=symbols_entry(board, ["hurt"]))
+    assert r.status_code == 201 and r.json()["consent_id"] is None
+    assert len(world.manager.get("/alerts").json()["items"]) == 1
+
+    archive = export(world)
+    entries = json.loads(archive.read("entries.json"))
+    assert entries["entries"] == [] and entries["withheld"] == []
+    everything = b"".join(archive.read(n) for n in archive.namelist()).decode()
+    assert "hurt" not in everything and "alert" not in everything.lower()
