@@ -214,6 +214,11 @@ def _said(entry: EntryOut) -> str:
     return f"A {entry.kind} (see the media folder)"
 
 
+_ASSENT = {"agreed": "agreed", "dissented": "said no",
+           "not_able_to_express": "could not tell us"}
+# The page may show its own styles, pictures and sound from the folder; nothing may run.
+_PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; media-src 'self'"
+
 _SOURCES = {"child_direct": "You chose this yourself",
             "child_assisted": "You chose this with help",
             "adult_interpretation": "What an adult saw or understood",
@@ -236,12 +241,17 @@ def index_html(child: Child, entries: list[EntryOut], withheld: list[dict],
         f"<li>Something from {_e(w['captured_at'][:10])} ({_e(w['kind'])}): "
         f"{_e(WITHHELD_REASONS.get(w['reason'], w['reason']))}</li>" for w in withheld)
         + "</ul>") if withheld else "<p>Nothing was kept back.</p>"
+    def who(c) -> str:  # noqa: ANN001
+        return {"child": "You", "parent_or_carer": c.giver_name or "A parent or carer",
+                "best_interests": "A best-interests decision"}.get(c.given_by, c.given_by)
+
+    def child_said(c) -> str:  # noqa: ANN001
+        return _ASSENT.get(c.child_assent, c.child_assent)
+
     consent_items = "".join(
-        f"<li>{_e(c.created_at.date().isoformat())}: "
-        f"{_e({'child': 'You', 'parent_or_carer': c.giver_name or 'A parent or carer', 'best_interests': 'A best-interests decision'}.get(c.given_by))}"
-        f" agreed to: {_e(', '.join(s.value.replace('_', ' ') for s in c.scopes))}. "
-        f"You {_e({'agreed': 'agreed', 'dissented': 'said no', 'not_able_to_express': 'could not tell us'}.get(c.child_assent, c.child_assent))}."
-        f" This is {_e(c.status)}.</li>" for c in consents)
+        f"<li>{_e(c.created_at.date().isoformat())}: {_e(who(c))} agreed to: "
+        f"{_e(', '.join(s.value.replace('_', ' ') for s in c.scopes))}. "
+        f"You {_e(child_said(c))}. This is {_e(c.status)}.</li>" for c in consents)
     plan_part = "".join(
         f"<section><h3>My plan, version {_e(v['version'])} "
         f"({_e(str(v['published_at'])[:10])})</h3>" + "".join(
@@ -254,7 +264,7 @@ def index_html(child: Child, entries: list[EntryOut], withheld: list[dict],
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; media-src 'self'">
+<meta http-equiv="Content-Security-Policy" content="{_PAGE_CSP}">
 <title>What {name} told us</title>
 <style>
 body {{ font-family: Arial, Helvetica, sans-serif; font-size: 1.2rem; line-height: 1.5;
