@@ -269,21 +269,26 @@ def test_retention_dry_run_and_apply(world: World, app, settings, capsys,
     assert len(world.worker.get("/alerts").json()["items"]) == 1
 
 
-def test_safeguarding_only_entries_never_reach_the_export(world: World, shared: dict) -> None:
+def test_entries_that_raised_an_alert_never_reach_the_export(world: World,
+                                                            shared: dict) -> None:
     board = world.admin.post("/boards", json={
         "name": "Safe", "grid": {"rows": 1, "columns": 2, "order": [["hurt", "happy"]]},
         "buttons": [{"id": "hurt", "label": "hurt", "ext_childvoice_safeguarding": True},
                     {"id": "happy", "label": "happy"}]}).json()
-    world.worker.post(f"/consents/{shared['id']}/withdraw", json={"reason": "Paused."})
     session = world.worker.post(f"/children/{world.child_id}/sessions",
                                 json={"setting": "home", "board_ids": [board["id"]]}).json()
-    r = world.capture(session).post(f"/sessions/{session['id']}/entries",
-                                    json=symbols_entry(board, ["hurt"]))
-    assert r.status_code == 201 and r.json()["consent_id"] is None
+    tablet = world.capture(session)
+    # Both under a consent that covers sharing with the family; one raises an alert.
+    r = tablet.post(f"/sessions/{session['id']}/entries",
+                    json=symbols_entry(board, ["happy", "hurt"]))
+    assert r.status_code == 201 and r.json()["consent_id"] == shared["id"]
+    happy = tablet.post(f"/sessions/{session['id']}/entries",
+                        json=symbols_entry(board, ["happy"])).json()
     assert len(world.manager.get("/alerts").json()["items"]) == 1
 
     archive = export(world)
     entries = json.loads(archive.read("entries.json"))
-    assert entries["entries"] == [] and entries["withheld"] == []
+    assert [e["id"] for e in entries["entries"]] == [happy["id"]]
+    assert entries["withheld"] == []
     everything = b"".join(archive.read(n) for n in archive.namelist()).decode()
     assert "hurt" not in everything and "alert" not in everything.lower()

@@ -10,7 +10,10 @@
 
 It is family-facing: an entry is in it only while the consent it was made under covers
 `share_family` (withdrawn: out at once), and an entry with other people in it is listed
-but withheld until a worker clears it. The statutory record itself is unchanged.
+but withheld until a worker clears it. An entry that raised a safeguarding alert is left
+out altogether (not even listed): handing it to the family could warn the very person
+the child was telling us about; the manager decides about it outside the export. The
+statutory record itself is unchanged.
 
 The data is gathered, and the export audited, inside the request; the zip is then
 streamed member by member, so media files never have to sit in memory.
@@ -36,6 +39,7 @@ from app.models.capture import CaptureSession, EntryOut, VoiceEntry
 from app.models.child import Child
 from app.models.consent import Consent
 from app.models.plan import PlanVersion
+from app.models.safeguarding import SafeguardingAlert
 from app.services import access, audit, consent
 from app.services.access import Need
 from app.services.capture import entry_out
@@ -91,9 +95,13 @@ def build(ctx: Context, child_id: uuid.UUID) -> ExportBundle:
     share_ids = consent.family_share_consent_ids(db, child.id)
     all_entries = list(db.exec(select(VoiceEntry).where(VoiceEntry.child_id == child.id)
                                .order_by(VoiceEntry.captured_at, VoiceEntry.id)))
+    alerted = set(db.exec(select(SafeguardingAlert.entry_id).where(
+        SafeguardingAlert.child_id == child.id)))
     included: list[VoiceEntry] = []
     withheld: list[tuple[VoiceEntry, str]] = []
     for entry in all_entries:
+        if entry.id in alerted:
+            continue
         reason = consent.family_withheld_reason(entry, share_ids)
         if reason is None:
             included.append(entry)
