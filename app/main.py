@@ -13,8 +13,9 @@ from app.core.db import make_engine, new_session
 from app.core.errors import install_error_handlers
 from app.core.middleware import RequestContextMiddleware
 from app.core.security import PasswordHashing, StaffTokens
-from app.routers import (auth, boards, children, consents, entries, health, plans, sessions,
-                         staff)
+from app.routers import (admin, alerts, audit_trail, auth, boards, children, consents,
+                         entries, exports, health, plans, sessions, staff)
+from app.services.outbox import OutboxWorker
 from app.services.staff import bootstrap_admin
 
 API_PREFIX = "/api/v1"
@@ -30,8 +31,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 bootstrap_admin(db, app.state.hashing, settings.bootstrap_admin_email,
                                 settings.bootstrap_admin_password)
         await run_in_threadpool(bootstrap)
-        yield
-        app.state.engine.dispose()
+        # The alert notification and escalation worker runs in every API process; the
+        # database coordinates them (see services/outbox.py).
+        worker = OutboxWorker(app.state.engine, settings) \
+            if settings.outbox_worker_enabled else None
+        app.state.outbox_worker = worker
+        if worker:
+            worker.start()
+        try:
+            yield
+        finally:
+            if worker:
+                await run_in_threadpool(worker.stop)
+            app.state.engine.dispose()
 
     app = FastAPI(
         title="childvoice",
@@ -49,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware)
 
     app.include_router(health.router)
-    for module in (auth, staff, children, consents, boards, sessions, entries, plans):
+    for module in (auth, staff, children, consents, boards, sessions, entries, plans, alerts,
+                   audit_trail, exports, admin):
         app.include_router(module.router, prefix=API_PREFIX)
     return app

@@ -6,7 +6,11 @@ from app.models.capture import CaptureSession, VoiceEntry
 from app.models.child import Allocation, Child
 from app.models.consent import Consent
 from app.models.plan import PlanSection, PlanVersion
-from app.models.staff import Team, User
+from app.models.retention import RetentionRun
+from app.models.safeguarding import SafeguardingAlert, WebhookDelivery
+from app.models.staff import RefreshToken, SignInThrottle, StaffSession, Team, User
 
-__all__ = ["AuditEvent", "Allocation", "Board", "BoardAsset", "BoardVersion", "CaptureSession", "Child",
-           "Consent", "PlanSection", "PlanVersion", "Team", "User", "VoiceEntry"]
+__all__ = ["AuditEvent", "Allocation", "Board", "BoardAsset", "BoardVersion", "CaptureSession",
+           "Child", "Consent", "PlanSection", "PlanVersion", "RefreshToken", "RetentionRun",
+           "SafeguardingAlert", "SignInThrottle", "StaffSession", "Team", "User",
+           "VoiceEntry", "WebhookDelivery"]

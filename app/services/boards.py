@@ -166,7 +166,8 @@ def replace_board(ctx: Context, board_id: uuid.UUID, data: BoardWrite) -> BoardO
     ctx.db.add(locked)
     ctx.db.add(version)
     if locked.owner_child_id is not None:
-        audit.record(ctx, "board.write", child_id=locked.owner_child_id, object_type="board",
+        ctx.db.flush()
+        audit.record(ctx, "board.update", child_id=locked.owner_child_id, object_type="board",
                      object_id=locked.id)
     ctx.db.commit()
     return board_out(locked, version)
