@@ -1,4 +1,4 @@
-"""boards: assets (images and sounds) that boards carry
+"""boards: assets (images and sounds) that boards carry; photos for personal boards
 
 Revision ID: 0005
 Revises: 0004
@@ -29,7 +29,24 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('sha256')
     )
+    op.create_table('child_board_photos',
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.Column('child_id', sa.Uuid(), nullable=False),
+    sa.Column('sha256', sa.String(length=64), nullable=False),
+    sa.Column('uploaded_by', sa.Uuid(), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['child_id'], ['children.id'], ),
+    sa.ForeignKeyConstraint(['uploaded_by'], ['users.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('child_id', 'sha256')
+    )
+    with op.batch_alter_table('child_board_photos', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_child_board_photos_child_id'), ['child_id'],
+                              unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('child_board_photos', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_child_board_photos_child_id'))
+    op.drop_table('child_board_photos')
     op.drop_table('board_assets')

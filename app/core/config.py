@@ -98,6 +98,7 @@ class Settings(BaseSettings):
     board_image_max_bytes: int = 10 * 1024 * 1024
     board_image_max_pixels: int = 25_000_000
     board_sound_max_bytes: int = 10 * 1024 * 1024
+    board_photo_max_bytes: int = 30 * 1024 * 1024        # a phone photo for a personal board
     plan_latest_default: int = 10
     plan_latest_max: int = 50
 

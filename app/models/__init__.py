@@ -1,7 +1,7 @@
 """Every table, imported so SQLModel.metadata (and so Alembic) knows them all."""
 
 from app.models.audit import AuditEvent
-from app.models.board import Board, BoardAsset, BoardVersion
+from app.models.board import Board, BoardAsset, BoardVersion, ChildBoardPhoto
 from app.models.capture import CaptureSession, VoiceEntry
 from app.models.child import Allocation, Child
 from app.models.consent import Consent
@@ -11,6 +11,6 @@ from app.models.safeguarding import SafeguardingAlert, WebhookDelivery
 from app.models.staff import RefreshToken, SignInThrottle, StaffSession, Team, User
 
 __all__ = ["AuditEvent", "Allocation", "Board", "BoardAsset", "BoardVersion", "CaptureSession",
-           "Child", "Consent", "PlanSection", "PlanVersion", "RefreshToken", "RetentionRun",
-           "SafeguardingAlert", "SignInThrottle", "StaffSession", "Team", "User",
+           "Child", "ChildBoardPhoto", "Consent", "PlanSection", "PlanVersion", "RefreshToken",
+           "RetentionRun", "SafeguardingAlert", "SignInThrottle", "StaffSession", "Team", "User",
            "VoiceEntry", "WebhookDelivery"]

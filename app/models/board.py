@@ -54,6 +54,19 @@ class BoardAsset(SQLModel, table=True):
     created_at: datetime = utc_field(default_now=True)
 
 
+class ChildBoardPhoto(SQLModel, table=True):
+    """A photo uploaded for one child's personal boards (their people, places, things):
+    only that child's boards may show it."""
+
+    __tablename__ = "child_board_photos"
+    __table_args__ = (UniqueConstraint("child_id", "sha256"),)
+    id: uuid.UUID = id_field()
+    child_id: uuid.UUID = Field(foreign_key="children.id", index=True)
+    sha256: str = Field(max_length=64)
+    uploaded_by: uuid.UUID | None = Field(default=None, foreign_key="users.id")
+    created_at: datetime = utc_field(default_now=True)
+
+
 def _as_str_id(value: Any) -> Any:
     # Real OBF files carry numeric ids; the spec says strings.
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
@@ -245,3 +258,16 @@ class AttributionOut(ApiModel):
     version: int
     name: str
     items: list[AttributionItem]
+
+
+class BoardPhotoOut(ApiModel):
+    """A cleaned photo, ready to be an image of this child's personal boards: put `image`
+    in the board's `images` (give it the id its buttons use)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "sha256": "9f2c" + "0" * 60, "image": {
+            "id": "photo-9f2c0000", "content_type": "image/jpeg", "width": 1024,
+            "height": 768, "ext_childvoice_asset": "9f2c" + "0" * 60,
+            "license": {"type": "private, all rights reserved"}}}]})
+    sha256: str
+    image: dict[str, Any]

@@ -7,10 +7,11 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from app.core.upload import receive_file
-from app.models.board import AttributionOut, BoardOut, BoardSummary, BoardWrite, ImportResult
+from app.models.board import (AttributionOut, BoardOut, BoardPhotoOut, BoardSummary, BoardWrite,
+                              ImportResult)
 from app.models.common import Page
 from app.routers.deps import AppSettings, Ctx, Paging
-from app.services import board_export, board_import, boards
+from app.services import board_export, board_import, boards, personal_boards
 
 router = APIRouter(tags=["boards"])
 
@@ -48,6 +49,44 @@ async def import_boards(request: Request, ctx: Ctx, settings: AppSettings) -> Im
         return await run_in_threadpool(board_import.import_boards, ctx, settings, path)
     finally:
         path.unlink(missing_ok=True)
+
+
+_PHOTO_BODY = {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["file"],
+    "properties": {"file": {"type": "string", "format": "binary", "description":
+                            "A photo of the child's own people, places or things."}}},
+    "example": {"file": "(the bytes of nan.jpg)"}}}}
+
+
+@router.post("/children/{child_id}/board-photos", response_model=BoardPhotoOut,
+             status_code=status.HTTP_201_CREATED, openapi_extra={"requestBody": _PHOTO_BODY},
+             summary="Upload a photo for this child's own boards (cleaned: no EXIF or location)")
+async def upload_board_photo(child_id: uuid.UUID, request: Request, ctx: Ctx,
+                             settings: AppSettings) -> BoardPhotoOut:
+    """Multipart form with one `file` part. Answers an `image` object to put in the
+    `images` of a board made with `POST /children/{child_id}/boards`."""
+    await run_in_threadpool(personal_boards.authorise_upload, ctx, child_id)
+    path, _ = await receive_file(request.stream(), request.headers.get("content-type"),
+                                 settings.media_root / "tmp",
+                                 max_bytes=settings.board_photo_max_bytes)
+    try:
+        return await run_in_threadpool(personal_boards.upload_photo, ctx, settings, child_id,
+                                       path)
+    finally:
+        path.unlink(missing_ok=True)
+
+
+@router.post("/children/{child_id}/boards", response_model=BoardOut,
+             status_code=status.HTTP_201_CREATED,
+             summary="Make a personal board for this child (never in the library)")
+def create_child_board(child_id: uuid.UUID, data: BoardWrite, ctx: Ctx) -> BoardOut:
+    return personal_boards.create_board(ctx, child_id, data)
+
+
+@router.get("/children/{child_id}/boards", response_model=list[BoardSummary],
+            summary="This child's personal boards")
+def list_child_boards(child_id: uuid.UUID, ctx: Ctx) -> list[BoardSummary]:
+    return personal_boards.list_boards(ctx, child_id)
 
 
 @router.get("/boards", response_model=Page[BoardSummary], summary="The board library")

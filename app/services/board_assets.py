@@ -18,7 +18,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -81,9 +81,14 @@ def _check_image(data: bytes, settings: Settings) -> _Checked:
             raise AssetRefused("is animated; board images must be still")
         try:
             image.load()
+            upright = ImageOps.exif_transpose(image)  # turned the way the camera meant
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
             raise AssetRefused("is damaged or cut short") from None
-        # Rewritten from its pixels: no EXIF, XMP, comments or text chunks survive.
+        image = upright
+        width, height = image.size
+        # Rewritten from its pixels: no EXIF, XMP, comments or text chunks survive (only
+        # which palette entry is transparent, which is part of the picture).
+        image.info = {k: v for k, v in image.info.items() if k == "transparency"}
         out = io.BytesIO()
         if fmt == "JPEG":
             image.convert("RGB").save(out, "JPEG", quality=90)

@@ -12,7 +12,8 @@ from sqlmodel import Session, select
 from app.core.context import Context
 from app.core.errors import Invalid, NotFound
 from app.core.pagination import paginate
-from app.models.board import Board, BoardOut, BoardSummary, BoardVersion, BoardWrite
+from app.models.board import (Board, BoardOut, BoardSummary, BoardVersion, BoardWrite,
+                              ChildBoardPhoto)
 from app.services import access, audit
 from app.services.board_assets import asset_by_sha, blob_path
 from app.services.obf import ASSET_KEY, ASSET_URL_KEY, normalise_content
@@ -31,21 +32,30 @@ def asset_refs(content: dict) -> set[str]:
             if isinstance(item, dict) and isinstance(item.get(ASSET_KEY), str)}
 
 
-def _check_asset_refs(db: Session, board_id: uuid.UUID | None, data: BoardWrite) -> None:
+def check_asset_refs(db: Session, board_id: uuid.UUID | None, data: BoardWrite,
+                     also_allowed: set[str] = frozenset()) -> None:
     """Bytes come onto a board only through import or upload, which check them. A board
     written as JSON may keep the bytes its earlier versions had, and name no others (an
     asset key must never work as a pass to someone else's picture)."""
     named = asset_refs(data.model_dump(mode="json"))
     if not named:
         return
-    allowed: set[str] = set()
+    allowed: set[str] = set(also_allowed)
     if board_id is not None:
         for version in db.exec(select(BoardVersion).where(BoardVersion.board_id == board_id)):
             allowed |= asset_refs(version.content)
     if named - allowed:
         raise Invalid(f"An image or sound names stored bytes ({ASSET_KEY}) this board never "
                       "had. Images and sounds with bytes come in through "
-                      "POST /boards/import.", field=["body", "images"])
+                      "POST /boards/import, or for a child's own boards through "
+                      "POST /children/{id}/board-photos.", field=["body", "images"])
+
+
+def child_photo_keys(db: Session, child_id: uuid.UUID | None) -> set[str]:
+    """The photos uploaded for this child's own boards (none for a library board)."""
+    if child_id is None:
+        return set()
+    return set(db.exec(select(ChildBoardPhoto.sha256).where(ChildBoardPhoto.child_id == child_id)))
 
 
 def asset_url(board_id: uuid.UUID, version: int, kind: str, item_id: str) -> str:
@@ -80,7 +90,7 @@ def add_board(db: Session, data: BoardWrite, created_by: uuid.UUID | None,
 
 def create_board(ctx: Context, data: BoardWrite) -> BoardOut:
     access.require_staff(ctx.actor)
-    _check_asset_refs(ctx.db, None, data)
+    check_asset_refs(ctx.db, None, data)
     board, version = add_board(ctx.db, data, ctx.user.id)
     ctx.db.commit()
     return board_out(board, version)
@@ -156,7 +166,7 @@ def replace_board(ctx: Context, board_id: uuid.UUID, data: BoardWrite) -> BoardO
     board = visible_board(ctx, board_id)
     if board.owner_child_id is not None:
         access.child_for(ctx, board.owner_child_id, access.Need.write)
-    _check_asset_refs(ctx.db, board.id, data)
+    check_asset_refs(ctx.db, board.id, data, child_photo_keys(ctx.db, board.owner_child_id))
     # Lock the board row so two editors cannot both write version n+1.
     locked = ctx.db.exec(select(Board).where(Board.id == board.id).with_for_update()).one()
     locked.latest_version += 1
