@@ -177,3 +177,28 @@ def test_not_a_zip_too_big_and_too_many_boards(guarded: World, settings,  # noqa
     monkeypatch.setattr(settings, "board_upload_max_bytes", 1000)
     problem = assert_problem(import_bytes(guarded.admin, b"{" + b" " * 5000 + b"}"), 413)
     assert problem["max_bytes"] == 1000
+
+
+def test_damaged_pictures_are_skip_reasons(guarded: World) -> None:
+    import random
+
+    rng = random.Random(6)
+    good = _png((60, 40), "RGB")
+    variants = [good[:len(good) // 2], good[:40]]
+    for _ in range(8):
+        broken = bytearray(good)
+        for _ in range(6):
+            broken[rng.randrange(16, len(broken))] = rng.randrange(256)
+        variants.append(bytes(broken))
+    members = {"manifest.json": manifest({f"b{i}": f"boards/b{i}.obf"
+                                          for i in range(len(variants))})}
+    for i, data in enumerate(variants):
+        board = simple_board(f"b{i}", ["picture"]) | {
+            "images": [{"id": "1", "path": f"images/{i}.png"}]}
+        board["buttons"][0]["image_id"] = "1"
+        members[f"boards/b{i}.obf"] = board
+        members[f"images/{i}.png"] = data
+    r = import_bytes(guarded.admin, make_zip(members))
+    assert r.status_code in (201, 422), r.text
+    body = r.json()
+    assert len(body.get("imported", [])) + len(body.get("skipped", [])) == len(variants)

@@ -54,6 +54,15 @@ def extension_for(content_type: str) -> str:
 
 
 def _check_image(data: bytes, settings: Settings) -> _Checked:
+    try:
+        return _read_image(data, settings)
+    except AssetRefused:
+        raise
+    except Exception:  # crafted files make decoders raise all sorts (struct.error, …)
+        raise AssetRefused("could not be read as an image") from None
+
+
+def _read_image(data: bytes, settings: Settings) -> _Checked:
     if len(data) > settings.board_image_max_bytes:
         raise AssetRefused(f"is {len(data):,} bytes; the limit is "
                            f"{settings.board_image_max_bytes:,}")
