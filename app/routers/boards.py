@@ -136,7 +136,8 @@ def export_obz(board_id: uuid.UUID, ctx: Ctx, settings: AppSettings,
 
 @router.get("/boards/{board_id}/attribution", response_model=AttributionOut,
             summary="The attributions a document built from this board must show")
-def board_attribution(board_id: uuid.UUID, ctx: Ctx, version: VersionQuery = None) -> AttributionOut:
+def board_attribution(board_id: uuid.UUID, ctx: Ctx,
+                      version: VersionQuery = None) -> AttributionOut:
     return board_export.attribution(ctx, board_id, version)
 
 
