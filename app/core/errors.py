@@ -71,6 +71,14 @@ class Conflict(Problem):
     status, slug, title = 409, "conflict", "Conflict"
 
 
+class PayloadTooLarge(Problem):
+    status, slug, title = 413, "too-large", "Too large"
+
+
+class UnsupportedMediaType(Problem):
+    status, slug, title = 415, "unsupported-media-type", "Unsupported media type"
+
+
 class Invalid(Problem):
     """Input that parses but breaks a rule; names the offending fields in `errors`."""
 

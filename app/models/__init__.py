@@ -5,8 +5,10 @@ from app.models.board import Board, BoardVersion
 from app.models.capture import CaptureSession, VoiceEntry
 from app.models.child import Allocation, Child
 from app.models.consent import Consent
+from app.models.media import Media, MediaFile
 from app.models.plan import PlanSection, PlanVersion
 from app.models.staff import Team, User
 
 __all__ = ["AuditEvent", "Allocation", "Board", "BoardVersion", "CaptureSession", "Child",
-           "Consent", "PlanSection", "PlanVersion", "Team", "User", "VoiceEntry"]
+           "Consent", "Media", "MediaFile", "PlanSection", "PlanVersion", "Team", "User",
+           "VoiceEntry"]

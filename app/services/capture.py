@@ -21,7 +21,7 @@ from app.models.board import BoardVersion
 from app.models.capture import (CaptureSession, EntryIn, EntryOut, MatEntryIn, SessionBoardsOut,
                                 SessionCreate, SessionOut, SymbolsEntryIn, VoiceEntry)
 from app.models.child import Child
-from app.services import access, audit, boards, consent
+from app.services import access, audit, boards, consent, media
 from app.services.access import Need
 
 ENTRY_NOT_FOUND = "No entry with this id is visible to you."
@@ -96,14 +96,22 @@ def get_session_boards(ctx: Context, session_id: uuid.UUID) -> SessionBoardsOut:
 
 # --- entries ---------------------------------------------------------------------------
 
-def entry_out(entry: VoiceEntry) -> EntryOut:
+def entry_out(entry: VoiceEntry, attached: media.EntryMedia | None = None) -> EntryOut:
     return EntryOut(id=entry.id, client_id=entry.client_id, kind=entry.kind,
                     child_id=entry.child_id, session_id=entry.session_id, source=entry.source,
                     consent_id=entry.consent_id, captured_at=entry.captured_at,
                     received_at=entry.received_at, status=entry.status, prompt=entry.prompt,
                     topic=entry.topic, note=entry.note, board_id=entry.board_id,
                     board_version=entry.board_version, created_by=entry.created_by,
+                    media=attached.items if attached else [],
+                    media_withdrawn=attached.withdrawn if attached else False,
                     **entry.content)
+
+
+def entries_out(db: Session, entries: list[VoiceEntry]) -> list[EntryOut]:
+    """Entries as the API shows them, with the media each may still show."""
+    attached = media.media_for_entries(db, entries)
+    return [entry_out(e, attached.get(e.id)) for e in entries]
 
 
 def fingerprint(data: EntryIn) -> str:
@@ -144,8 +152,11 @@ def _board_content(db: Session, session: CaptureSession,
     return {"scale": list(data.scale), "placements": placements}
 
 
-def _stored(db: Session, client_id: uuid.UUID) -> VoiceEntry | None:
+def stored_entry(db: Session, client_id: uuid.UUID) -> VoiceEntry | None:
     return db.exec(select(VoiceEntry).where(VoiceEntry.client_id == client_id)).first()
+
+
+_stored = stored_entry
 
 
 def _same_or_conflict(existing: VoiceEntry, session_id: uuid.UUID, print_: str) -> VoiceEntry:
@@ -168,7 +179,7 @@ def add_entry(ctx: Context, session_id: uuid.UUID, data: EntryIn) -> tuple[Entry
     if existing is not None:
         entry = _same_or_conflict(existing, session.id, print_)
         ctx.db.commit()
-        return entry_out(entry), False
+        return entries_out(ctx.db, [entry])[0], False
 
     content: dict[str, Any] = {}
     board_id = board_version = None
@@ -197,7 +208,7 @@ def add_entry(ctx: Context, session_id: uuid.UUID, data: EntryIn) -> tuple[Entry
             raise
         entry = _same_or_conflict(existing, session.id, print_)
         ctx.db.commit()
-        return entry_out(entry), False
+        return entries_out(ctx.db, [entry])[0], False
     audit.record(ctx, "entry.create", child_id=session.child_id, object_type="entry",
                  object_id=entry.id)
     ctx.db.commit()
@@ -220,7 +231,8 @@ def list_entries(ctx: Context, child_id: uuid.UUID, *, kind: str | None, topic: 
     if until:
         stmt = stmt.where(VoiceEntry.captured_at < until)
     page = paginate(ctx.db, stmt, sort_col=VoiceEntry.captured_at, id_col=VoiceEntry.id,
-                    limit=limit, cursor=cursor, descending=True, shape=entry_out)
+                    limit=limit, cursor=cursor, descending=True)
+    page["items"] = entries_out(ctx.db, page["items"])
     audit.record(ctx, "entry.list", child_id=child.id, object_type="child", object_id=child.id)
     ctx.db.commit()
     return page
@@ -235,7 +247,8 @@ def get_entry(ctx: Context, entry_id: uuid.UUID) -> EntryOut:
         access.child_for(ctx, entry.child_id, Need.read)
     except NotFound:
         raise NotFound(ENTRY_NOT_FOUND) from None
+    shown = entries_out(ctx.db, [entry])[0]
     audit.record(ctx, "entry.read", child_id=entry.child_id, object_type="entry",
                  object_id=entry.id)
     ctx.db.commit()
-    return entry_out(entry)
+    return shown
