@@ -93,8 +93,8 @@ def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
         return max(0, size - suffix), size - 1
     start = int(first)
     end = int(last) if last else size - 1
-    if end < start:
-        return None
+    if last and end < start:
+        return None  # not a valid range at all: ignored
     if start >= size:
         raise _unsatisfiable(size)
     return start, min(end, size - 1)
