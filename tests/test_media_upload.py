@@ -120,6 +120,38 @@ def test_png_drawing_keeps_its_transparency(world: World) -> None:
     assert thumb.mode == "RGBA"
 
 
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP", "JPEG"])
+def test_png_webp_and_jpeg_lose_exif_xmp_and_text(world: World, fmt: str) -> None:
+    from PIL import PngImagePlugin
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110], exif[0x0112] = "Synthetic", "Phone", 3
+    exif[0x8825] = {1: "N", 2: (50.0, 50.0, 11.76), 3: "W", 4: (0.0, 46.0, 45.12)}
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/">synthetic-secret</x:xmpmeta>'
+    image = Image.new("RGB", (64, 48), "blue")
+    image.paste((200, 0, 0), (0, 0, 16, 16))  # a red corner, to see the rotation
+    extra: dict = {"exif": exif, "xmp": xmp}
+    if fmt == "PNG":
+        text = PngImagePlugin.PngInfo()
+        text.add_text("Comment", "synthetic-secret")
+        extra["pnginfo"] = text
+    elif fmt == "JPEG":
+        extra["comment"] = b"synthetic-secret"
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **extra)
+    assert b"synthetic-secret" in buffer.getvalue()
+    session, tablet = media_session(world)
+    r = upload(tablet, session["id"], buffer.getvalue())
+    assert r.status_code == 201, r.text
+    [m] = r.json()["media"]
+    for url in (m["url"], m["thumbnail_url"]):
+        data = _get(tablet, url).content
+        assert b"synthetic-secret" not in data and b"Phone" not in data
+        shown = _assert_no_exif(data)
+        assert not shown.text if hasattr(shown, "text") else True
+    stored = Image.open(io.BytesIO(_get(tablet, m["url"]).content)).convert("RGB")
+    assert stored.getpixel((60, 44))[0] > 150  # orientation 3 applied: red now bottom right
+
+
 # --- audio -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", AUDIO_SAMPLES)
@@ -363,6 +395,23 @@ def test_the_same_upload_again_answers_the_stored_entry(world: World, app) -> No
     assert files_under(app.state.settings.media_root) == files
     changed = upload(tablet, session["id"], sample("voice.mp3"), fields=fields)
     assert assert_problem(changed, 409)["type"].endswith("client-id-reused")
+
+
+def test_a_plain_wav_is_kept_as_sent_and_one_with_chunks_is_rewritten(world: World) -> None:
+    session, tablet = media_session(world)
+    plain = sample("voice.wav")
+    [m] = upload(tablet, session["id"], plain, kind="audio").json()["media"]
+    assert m["sha256"] == m["upload_sha256"]  # nothing to remove: no second copy made
+    assert _get(tablet, m["url"]).content == plain
+    size = int.from_bytes(plain[4:8], "little")
+    # A LIST/INFO chunk holding an empty comment (ICMT), as recorders add after the data.
+    extra = b"LIST" + (12).to_bytes(4, "little") + b"INFO" + b"ICMT" + (0).to_bytes(4, "little")
+    tagged = b"RIFF" + (size + len(extra)).to_bytes(4, "little") + plain[8:] + extra
+    [m] = upload(tablet, session["id"], tagged, kind="audio").json()["media"]
+    assert m["sha256"] != m["upload_sha256"]
+    stored = _get(tablet, m["url"]).content
+    assert b"LIST" not in stored and b"ICMT" not in stored
+    assert decoded_seconds(stored) == pytest.approx(6.0, abs=0.1)
 
 
 def test_the_same_bytes_under_two_client_ids_share_one_blob(world: World, app) -> None:  # noqa: ANN001

@@ -3,11 +3,14 @@
 The file part is written to a temporary file in a directory the caller names (the media
 root's staging area), its SHA-256 computed as it arrives, and the upload is stopped with
 413 as soon as it passes its limit. Nothing is ever held whole in memory. Writes and
-hashing happen in worker threads, a megabyte at a time, so the event loop only parses.
+hashing happen in a worker thread, a megabyte at a time, while the next megabyte is
+received (double buffering), so the event loop only parses.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import os
 import uuid
@@ -115,6 +118,8 @@ async def receive_multipart(chunks: AsyncIterator[bytes], content_type: str | No
                    "value": None, "in_file": False, "files": 0}
     pending: list[bytes] = []
     pending_bytes = 0
+    file_bytes = 0  # of the file part so far, written or waiting to be
+    writing: asyncio.Future | None = None
     sink: _FileSink | None = None
     limit = 0
     filename = declared = None
@@ -164,10 +169,11 @@ async def receive_multipart(chunks: AsyncIterator[bytes], content_type: str | No
             state["value"] = bytearray()
 
     def on_part_data(data: bytes, start: int, end: int) -> None:
-        nonlocal pending_bytes
+        nonlocal pending_bytes, file_bytes
         if state["in_file"]:
             pending.append(data[start:end])
             pending_bytes += end - start
+            file_bytes += end - start
         else:
             state["value"] += data[start:end]
             if len(state["value"]) > MAX_FIELD_BYTES:
@@ -191,13 +197,21 @@ async def receive_multipart(chunks: AsyncIterator[bytes], content_type: str | No
         "on_header_value": on_header_value, "on_header_end": on_header_end,
         "on_headers_finished": on_headers_finished})
 
-    async def flush() -> None:
-        nonlocal pending_bytes
+    async def flush(last: bool = False) -> None:
+        """Hand the pending bytes to the writer thread, once it is done with the last
+        batch; the next batch is received while this one is written and hashed."""
+        nonlocal pending_bytes, writing
+        if writing is not None:
+            await writing
+            writing = None
         if pending and sink is not None:
             data = b"".join(pending)
             pending.clear()
             pending_bytes = 0
-            await to_thread.run_sync(sink.write, data)
+            writing = asyncio.ensure_future(to_thread.run_sync(sink.write, data))
+        if last and writing is not None:
+            await writing
+            writing = None
 
     try:
         async for chunk in chunks:
@@ -205,7 +219,7 @@ async def receive_multipart(chunks: AsyncIterator[bytes], content_type: str | No
                 continue
             parser.write(chunk)
             if sink is not None:
-                if sink.size + pending_bytes > limit:
+                if file_bytes > limit:
                     raise too_large(limit)
                 if pending_bytes >= FLUSH_BYTES:
                     await flush()
@@ -214,9 +228,9 @@ async def receive_multipart(chunks: AsyncIterator[bytes], content_type: str | No
             if not state.get("file_done"):
                 raise Invalid("The upload ended before the file part did.",
                               slug="malformed-multipart", title="Malformed upload")
-            if sink.size + pending_bytes > limit:
+            if file_bytes > limit:
                 raise too_large(limit)
-            await flush()
+            await flush(last=True)
             digest = await to_thread.run_sync(sink.finish)
             form.file = ReceivedFile(path=sink.path, size=sink.size, sha256=digest,
                                      filename=filename, declared_type=declared)
@@ -233,6 +247,9 @@ async def receive_multipart(chunks: AsyncIterator[bytes], content_type: str | No
                           title="Malformed upload") from None
         raise
     finally:
+        if writing is not None:  # let the writer thread finish before its file goes
+            with contextlib.suppress(BaseException):
+                await asyncio.wait([writing])
         if sink is not None and form.file is None:
             sink.abort()
 

@@ -17,6 +17,7 @@ No database, no HTTP: it reads one local file and writes new ones into `workdir`
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -140,10 +141,14 @@ def check_and_clean_audio(source: Path, workdir: Path,
         timings["probe"] = time.perf_counter() - started
 
         started = time.perf_counter()
-        stored_path = workdir / f"stored.{name}"
+        # A WAV holding only its format and samples has nothing to remove: it is kept as
+        # sent (no second copy of up to 200 MB); any other chunk means a clean remux.
+        passthrough = name == "wav" and _plain_wav(source)
+        stored_path = source if passthrough else workdir / f"stored.{name}"
         transcode = not (name == "mp4" and codec == "aac")
         playback_path = workdir / "playback.m4a" if transcode else stored_path
-        duration = _remux_and_transcode(inp, source_stream, stored_path, muxer,
+        duration = _remux_and_transcode(inp, source_stream,
+                                        None if passthrough else stored_path, muxer,
                                         playback_path if transcode else None,
                                         channels, rate, limits, timings)
         timings["remux"] = time.perf_counter() - started - timings["transcode"]
@@ -154,23 +159,64 @@ def check_and_clean_audio(source: Path, workdir: Path,
                       duration_s=round(duration, 3), files=files, timings=timings)
 
 
-def _remux_and_transcode(inp, source_stream, stored_path: Path, muxer: str,  # noqa: ANN001
-                         playback_path: Path | None, channels: int, rate: int,
+def _plain_wav(path: Path) -> bool:
+    """A RIFF/WAVE file made of nothing but its `fmt `, `fact` and `data` chunks, with no
+    byte after the RIFF chunk: there is no metadata in it to remove."""
+    with path.open("rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        head = handle.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE" or \
+                int.from_bytes(head[4:8], "little") + 8 != size:
+            return False
+        position, seen = 12, set()
+        while position < size:
+            handle.seek(position)
+            chunk = handle.read(8)
+            if len(chunk) < 8 or chunk[:4] not in (b"fmt ", b"fact", b"data"):
+                return False
+            seen.add(chunk[:4])
+            length = int.from_bytes(chunk[4:8], "little")
+            position += 8 + length + (length & 1)
+        return position == size and {b"fmt ", b"data"} <= seen
+
+
+class _NoOutput:
+    """Stands in for the clean container when the recording is kept as sent."""
+
+    def mux(self, packet) -> None:  # noqa: ANN001
+        pass
+
+    def __enter__(self) -> "_NoOutput":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+def _remux_and_transcode(inp, source_stream, stored_path: Path | None,  # noqa: ANN001
+                         muxer: str, playback_path: Path | None, channels: int, rate: int,
                          limits: AudioLimits, timings: dict[str, float]) -> float:
-    """One pass over the packets: each is copied into the clean container, and decoded
-    (so damaged data is caught); when a playback copy is needed, encoded to AAC too."""
+    """One pass over the packets: each is copied into the clean container (unless the
+    recording is kept as sent), and decoded, so damaged data is caught; when a playback
+    copy is needed, encoded to AAC too. Decoding counts as transcode time when it feeds
+    the playback copy."""
     time_base: Fraction = source_stream.time_base
     first: int | None = None
     last = 0
     decoded_any = False
     out_options = _OUTPUT_OPTIONS | _MUXER_OPTIONS.get(muxer, {})
     try:
-        with av.open(str(stored_path), "w", format=muxer, container_options=out_options) as out:
-            stored_stream = out.add_stream_from_template(source_stream)
-            _clear_metadata(stored_stream)
+        out = _NoOutput() if stored_path is None else \
+            av.open(str(stored_path), "w", format=muxer, container_options=out_options)
+        with out:
+            stored_stream = None
+            if stored_path is not None:
+                stored_stream = out.add_stream_from_template(source_stream)
+                _clear_metadata(stored_stream)
             playback = None
             if playback_path is not None:
                 playback = _Playback(playback_path, channels, rate)
+            pass_started, muxing = time.perf_counter(), 0.0
             try:
                 decoder = source_stream.codec_context
                 for packet in inp.demux(source_stream):
@@ -181,23 +227,24 @@ def _remux_and_transcode(inp, source_stream, stored_path: Path, muxer: str,  # n
                         last = max(last, packet.pts + (packet.duration or 0))
                         if (last - first) * time_base > limits.max_seconds + 1:
                             raise _too_long(limits.max_seconds)
-                    frames = decoder.decode(packet)
-                    packet.stream = stored_stream
-                    out.mux(packet)
-                    for frame in frames:
+                    for frame in decoder.decode(packet):
                         decoded_any = True
                         if playback is not None:
-                            t = time.perf_counter()
                             playback.add(frame)
-                            timings["transcode"] += time.perf_counter() - t
+                    if stored_stream is not None:
+                        t = time.perf_counter()
+                        packet.stream = stored_stream
+                        out.mux(packet)
+                        muxing += time.perf_counter() - t
                 for frame in decoder.decode(None):
                     decoded_any = True
                     if playback is not None:
                         playback.add(frame)
                 if playback is not None:
-                    t = time.perf_counter()
                     playback.close()
-                    timings["transcode"] += time.perf_counter() - t
+                    # The pass (read, decode, resample, encode) is the transcode; only
+                    # writing the clean copy is not.
+                    timings["transcode"] = time.perf_counter() - pass_started - muxing
             finally:
                 if playback is not None:
                     playback.abort()

@@ -215,9 +215,13 @@ def process(prepared: Prepared, workdir: Path, settings: Settings) -> Processed:
                            timings=clip.timings)
     started = time.perf_counter()
     for f in result.files:
-        if f.path not in result.digests:
-            fsync_file(f.path)
-            result.digests[f.path] = (_sha256(f.path), f.path.stat().st_size)
+        if f.path in result.digests:
+            continue
+        if f.path == prepared.upload.path:  # kept as sent: fsynced and hashed on arrival
+            result.digests[f.path] = (prepared.upload.sha256, prepared.upload.size)
+            continue
+        fsync_file(f.path)
+        result.digests[f.path] = (_sha256(f.path), f.path.stat().st_size)
     result.timings["checksum"] = time.perf_counter() - started
     return result
 

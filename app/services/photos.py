@@ -6,7 +6,8 @@ resumable uploads): `check_and_clean_photo(source, workdir, limits)`.
 - The declared pixel count is checked from the header before any pixel is decoded.
 - The EXIF orientation is applied; the stored copy carries no EXIF, GPS, XMP, maker notes
   or comments (only the colour profile, so colours stay right).
-- A thumbnail is made cheaply (JPEG draft mode decodes at 1/2, 1/4 or 1/8 scale).
+- A thumbnail is made cheaply from the pixels already decoded (box reduce, then Lanczos);
+  `draft_thumbnail` uses JPEG draft mode for callers that need only a thumbnail.
 - HEIC/HEIF is kept as a clean HEIC and also gets a JPEG (or PNG, with transparency)
   rendition that every browser shows.
 
@@ -173,25 +174,36 @@ def _save(image: Image.Image, path: Path, fmt: str, *, icc: bytes | None,
     elif fmt == "WEBP":
         image.save(path, "WEBP", quality=quality, method=4, **extra)
     elif fmt == "HEIF":
-        image.save(path, "HEIF", quality=quality, **extra)
+        # pillow-heif falls back to the image's own EXIF, XMP and extra items, and saves
+        # every image of a multi-image file: save one plain copy, with each one set empty.
+        plain = image.copy()
+        plain.info = {}
+        plain.save(path, "HEIF", quality=quality, exif=None, xmp=None, metadata=[], **extra)
     else:  # pragma: no cover
         raise ValueError(fmt)
 
 
-def _thumbnail(source: Path, upright: Image.Image, fmt: str, limits: PhotoLimits,
-               alpha: bool) -> Image.Image:
+def _thumbnail(upright: Image.Image, limits: PhotoLimits) -> Image.Image:
+    """From the pixels already decoded for the clean copy: a box reduce by a whole factor
+    (cheap), then Lanczos to the final size. JPEG draft mode (decoding at 1/8 scale) was
+    measured too, and costs more here: it is a second decode, and the full decode is
+    needed anyway for the clean copy. Use draft mode where only a thumbnail is wanted."""
     box = (limits.thumbnail_px, limits.thumbnail_px)
-    if fmt == "JPEG":
-        # Draft mode: the JPEG decoder scales down by 1/2..1/8 while decoding, so the
-        # thumbnail costs a fraction of a full decode.
-        with Image.open(source, formats=["JPEG"]) as small:
-            small.draft("RGB" if small.mode != "L" else "L", box)
-            thumb = ImageOps.exif_transpose(small)
-            thumb.thumbnail(box, Image.Resampling.LANCZOS)
-            return _normalise_mode(thumb, alpha)
-    thumb = upright.copy()
-    thumb.thumbnail(box, Image.Resampling.LANCZOS, reducing_gap=3.0)
-    return thumb
+    width, height = upright.size
+    scale = min(box[0] / width, box[1] / height, 1.0)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return upright.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0)
+
+
+def draft_thumbnail(source: Path, thumbnail_px: int = 320) -> Image.Image:
+    """A thumbnail of a JPEG without decoding it at full size (draft mode), for callers
+    that need only the thumbnail (e.g. listing a board's images); EXIF orientation applied."""
+    box = (thumbnail_px, thumbnail_px)
+    with Image.open(source, formats=["JPEG"]) as small:
+        small.draft("RGB" if small.mode != "L" else "L", box)
+        thumb = ImageOps.exif_transpose(small)
+        thumb.thumbnail(box, Image.Resampling.LANCZOS)
+        return thumb
 
 
 def check_and_clean_photo(source: Path, workdir: Path, limits: PhotoLimits = PhotoLimits(),
@@ -205,25 +217,31 @@ def check_and_clean_photo(source: Path, workdir: Path, limits: PhotoLimits = Pho
     every browser shows) and `thumbnail`."""
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    image = _open(source, limits.max_pixels)
-    with image:
+    with _open(source, limits.max_pixels) as image:
         fmt = image.format
         taken_at = _taken_at(image, tz_hint) if keep_taken_at else None
         icc = image.info.get("icc_profile")
         alpha = _has_alpha(image)
         try:
             image.load()
-            upright = ImageOps.exif_transpose(image)
+            # In place: an upright photo is not copied; a rotated one is rotated once.
+            ImageOps.exif_transpose(image, in_place=True)
         except (OSError, SyntaxError, ValueError):
             raise _unreadable() from None
-    upright = _normalise_mode(upright, alpha)
-    timings["decode"] = time.perf_counter() - started
+        upright = _normalise_mode(image, alpha)
+        timings["decode"] = time.perf_counter() - started
+        files = _write_files(upright, fmt, alpha, icc, workdir, limits, timings)
+        width, height = upright.size
+    return CleanPhoto(format=fmt.lower(), width=width, height=height, taken_at=taken_at,
+                      files=files, timings=timings)
 
+
+def _write_files(upright: Image.Image, fmt: str, alpha: bool, icc: bytes | None,
+                 workdir: Path, limits: PhotoLimits,
+                 timings: dict[str, float]) -> list[CleanFile]:
     files: list[CleanFile] = []
     started = time.perf_counter()
     stored_fmt = fmt
-    if fmt == "JPEG" and alpha:  # pragma: no cover - JPEG has no alpha
-        stored_fmt = "PNG"
     stored = workdir / f"stored.{stored_fmt.lower()}"
     _save(upright, stored, stored_fmt, icc=icc, quality=limits.jpeg_quality)
     files.append(CleanFile("stored", stored, _CONTENT_TYPES[stored_fmt], *upright.size))
@@ -236,13 +254,10 @@ def check_and_clean_photo(source: Path, workdir: Path, limits: PhotoLimits = Pho
     timings["encode"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    thumb = _thumbnail(source, upright, fmt, limits, alpha)
+    thumb = _thumbnail(upright, limits)
     thumb_fmt = "WEBP" if alpha else "JPEG"
     thumb_path = workdir / f"thumbnail.{thumb_fmt.lower()}"
     _save(thumb, thumb_path, thumb_fmt, icc=icc, quality=min(limits.jpeg_quality, 85))
     files.append(CleanFile("thumbnail", thumb_path, _CONTENT_TYPES[thumb_fmt], *thumb.size))
     timings["thumbnail"] = time.perf_counter() - started
-
-    width, height = upright.size
-    return CleanPhoto(format=fmt.lower(), width=width, height=height, taken_at=taken_at,
-                      files=files, timings=timings)
+    return files
