@@ -152,6 +152,20 @@ def test_png_webp_and_jpeg_lose_exif_xmp_and_text(world: World, fmt: str) -> Non
     assert stored.getpixel((60, 44))[0] > 150  # orientation 3 applied: red now bottom right
 
 
+def test_a_multi_picture_jpeg_is_kept_as_its_first_picture(world: World) -> None:
+    first, second = Image.new("RGB", (40, 30), "red"), Image.new("RGB", (40, 30), "blue")
+    buffer = io.BytesIO()
+    first.save(buffer, "MPO", save_all=True, append_images=[second])
+    session, tablet = media_session(world)
+    r = upload(tablet, session["id"], buffer.getvalue())
+    assert r.status_code == 201, r.text
+    [m] = r.json()["media"]
+    assert m["content_type"] == "image/jpeg"
+    shown = Image.open(io.BytesIO(_get(tablet, m["url"]).content))
+    assert shown.format == "JPEG" and getattr(shown, "n_frames", 1) == 1
+    assert shown.convert("RGB").getpixel((5, 5))[0] > 200
+
+
 # --- audio -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", AUDIO_SAMPLES)

@@ -17,17 +17,24 @@ from app.storage import staging_dir
 router = APIRouter(tags=["media"])
 bench_router = APIRouter(tags=["benchmark"], include_in_schema=False)
 
+def _form_property(prop: dict) -> dict:
+    """A form field's schema, with an optional field's `anyOf: [X, null]` folded into X."""
+    shown = next((p for p in prop.get("anyOf", []) if p.get("type") != "null"), {})
+    shown = {**shown, **{k: v for k, v in prop.items() if k != "anyOf"}}
+    return {k: v for k, v in shown.items()
+            if k in ("type", "format", "enum", "description", "default", "maxLength")}
+
+
 _UPLOAD_SCHEMA = {
     "required": True,
     "content": {"multipart/form-data": {"schema": {
         "type": "object", "required": ["file", "kind", "client_id", "captured_at"],
         "properties": {
+            **{name: _form_property(prop)
+               for name, prop in MediaUploadIn.model_json_schema()["properties"].items()},
             "file": {"type": "string", "format": "binary", "description":
                      "The photo (JPEG, PNG, WebP, HEIC/HEIF) or recording (AAC/M4A, "
-                     "Opus/WebM, Opus or Vorbis/Ogg, MP3, WAV). Send it last."},
-            **{name: {k: v for k, v in prop.items() if k in ("type", "format", "enum",
-                                                              "description", "default")}
-               for name, prop in MediaUploadIn.model_json_schema()["properties"].items()},
+                     "Opus/WebM, Opus or Vorbis/Ogg, MP3, WAV). Send it after the fields."},
         }}}},
 }
 

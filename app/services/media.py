@@ -6,9 +6,12 @@ Uploads are in `media_capture`; checking and cleaning the bytes in `photos` and 
 
 from __future__ import annotations
 
+import shutil
+import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sqlalchemy import text
 from sqlmodel import Session, func, select
@@ -19,7 +22,7 @@ from app.core.errors import NotFound, Problem
 from app.models.capture import VoiceEntry
 from app.models.media import Media, MediaFile, MediaOut
 from app.services import access, audit, consent
-from app.storage import MediaStore
+from app.storage import MediaStore, staging_dir
 
 MEDIA_PATH = "/api/v1/media"
 MEDIA_NOT_FOUND = "No media with this id is visible to you."
@@ -160,3 +163,27 @@ def delete_if_unreferenced(db: Session, store: MediaStore, keys: list[str]) -> N
         if not used:
             store.delete(key)
     db.commit()
+
+
+def sweep(db: Session, store: MediaStore, media_root: Path, *, blob_age_s: float = 3600,
+          staging_age_s: float = 86400) -> dict[str, int]:
+    """What a crash can leave: files in the staging area (an upload being received or
+    processed when the process died) and blobs put into the store whose transaction never
+    committed. Neither is visible through the API; this removes both, leaving anything
+    young enough to belong to an upload still in progress."""
+    now = time.time()
+    staged = 0
+    for path in staging_dir(media_root).iterdir():
+        if now - path.stat().st_mtime > staging_age_s:
+            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+            staged += 1
+    old = [key for key, written in store.keys() if now - written > blob_age_s]
+    named = set()
+    for i in range(0, len(old), 500):
+        named |= set(db.exec(select(MediaFile.sha256).where(
+            MediaFile.sha256.in_(old[i:i + 500]))))
+    orphans = [key for key in old if key not in named]
+    for i in range(0, len(orphans), 100):  # checked again under the blob lock
+        delete_if_unreferenced(db, store, orphans[i:i + 100])
+    db.commit()
+    return {"staging": staged, "blobs": len(orphans)}

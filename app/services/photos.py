@@ -105,7 +105,10 @@ def _open(source: Path, max_pixels: int) -> Image.Image:
     if width * height > max_pixels:
         image.close()
         raise _too_many_pixels(max_pixels, width, height)
-    if getattr(image, "n_frames", 1) > 1 and image.format != "HEIF":
+    if image.format not in _CONTENT_TYPES and image.format != "MPO":  # pragma: no cover
+        image.close()
+        _refuse_unknown(source)
+    if getattr(image, "n_frames", 1) > 1 and image.format not in ("HEIF", "MPO"):
         image.close()
         raise UnsupportedMediaType("Animated images are not accepted as photos. Send a single "
                                    f"{ACCEPTED_PHOTOS} photo.", slug="unsupported-photo",
@@ -218,7 +221,9 @@ def check_and_clean_photo(source: Path, workdir: Path, limits: PhotoLimits = Pho
     timings: dict[str, float] = {}
     started = time.perf_counter()
     with _open(source, limits.max_pixels) as image:
-        fmt = image.format
+        # MPO (a JPEG with extra pictures, as some cameras write) is kept as its first
+        # picture, a plain JPEG.
+        fmt = "JPEG" if image.format == "MPO" else image.format
         taken_at = _taken_at(image, tz_hint) if keep_taken_at else None
         icc = image.info.get("icc_profile")
         alpha = _has_alpha(image)

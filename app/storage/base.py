@@ -67,3 +67,7 @@ class MediaStore(ABC):
     @abstractmethod
     def delete(self, key: str) -> None:
         """Remove the blob if it is there (callers check no row still names it)."""
+
+    @abstractmethod
+    def keys(self) -> Iterator[tuple[str, float]]:
+        """Every blob's key and when it was written (Unix time), for the sweeper."""

@@ -66,6 +66,13 @@ class LocalDiskStore(MediaStore):
 
         return chunks()
 
+    def keys(self) -> Iterator[tuple[str, float]]:
+        if not self.objects.exists():
+            return
+        for path in self.objects.glob("??/??/*"):
+            if path.is_file() and len(path.name) == 64:
+                yield path.name, path.stat().st_mtime
+
     def delete(self, key: str) -> None:
         path = self.path(key)
         path.unlink(missing_ok=True)
