@@ -10,7 +10,8 @@ resumable uploads): `check_and_clean_audio(source, workdir, limits)`.
 - `stored`: the recording's own packets remuxed into a fresh container of the same kind,
   so no container metadata (titles, artist, comments, device, location) is carried over.
 - `playback`: AAC-LC in M4A (plays in every current browser, Safari included), made in the
-  same pass; an AAC recording in MP4 is already that and is not transcoded again.
+  same pass; an AAC recording in MP4 is already that and is not transcoded again (its
+  first seconds are decoded, to check it is audio we can read; the rest is copied).
 
 No database, no HTTP: it reads one local file and writes new ones into `workdir`.
 """
@@ -54,6 +55,8 @@ _MUXER_OPTIONS = {"ipod": {"movflags": "+faststart"}, "mp3": {"write_id3v2": "0"
 _AAC_RATES = {96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025,
               8000}
 PLAYBACK_TYPE = "audio/mp4"
+# Packets decoded to check a recording that needs no transcode (AAC in MP4): ~5 s of AAC.
+VALIDATE_PACKETS = 250
 
 
 @dataclass(frozen=True)
@@ -216,7 +219,7 @@ def _remux_and_transcode(inp, source_stream, stored_path: Path | None,  # noqa: 
             playback = None
             if playback_path is not None:
                 playback = _Playback(playback_path, channels, rate)
-            pass_started, muxing = time.perf_counter(), 0.0
+            pass_started, muxing, checked = time.perf_counter(), 0.0, 0
             try:
                 decoder = source_stream.codec_context
                 for packet in inp.demux(source_stream):
@@ -227,10 +230,14 @@ def _remux_and_transcode(inp, source_stream, stored_path: Path | None,  # noqa: 
                         last = max(last, packet.pts + (packet.duration or 0))
                         if (last - first) * time_base > limits.max_seconds + 1:
                             raise _too_long(limits.max_seconds)
-                    for frame in decoder.decode(packet):
-                        decoded_any = True
-                        if playback is not None:
-                            playback.add(frame)
+                    # Without a playback copy to make, decoding is only a check that this
+                    # is audio we can read: the first seconds show it; the rest is copied.
+                    if playback is not None or checked < VALIDATE_PACKETS:
+                        checked += 1
+                        for frame in decoder.decode(packet):
+                            decoded_any = True
+                            if playback is not None:
+                                playback.add(frame)
                     if stored_stream is not None:
                         t = time.perf_counter()
                         packet.stream = stored_stream
