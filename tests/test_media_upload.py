@@ -18,7 +18,7 @@ from sqlmodel import select
 from app.core.db import new_session
 from app.models.media import MediaFile
 from app.services import photos
-from tests.media_support import (AUDIO_SAMPLES, Snapshot, asgi_post, decoded_seconds,
+from tests.media_support import (AUDIO_SAMPLES, SAMPLES, Snapshot, asgi_post, decoded_seconds,
                                  files_under, form, make_tagged_audio, media_session,
                                  multipart, row_counts, sample, upload)
 from tests.support import World, assert_problem, symbols_entry
@@ -210,6 +210,58 @@ def test_recordings_lose_their_container_metadata(world: World, fmt: str, codec:
             tags = {k.lower() for k in container.metadata} | \
                 {k.lower() for s in container.streams for k in s.metadata}
             assert tags <= TECHNICAL_TAGS, tags
+
+
+def _video(with_audio: bool) -> bytes:
+    """A tiny MP4 holding a video stream, and a sound stream if asked."""
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="mp4") as out:
+        video = out.add_stream("mpeg4", rate=10)
+        video.width, video.height, video.pix_fmt = 32, 32, "yuv420p"
+        sound = out.add_stream("aac", rate=48000, layout="mono") if with_audio else None
+        for i in range(5):
+            frame = av.VideoFrame.from_image(Image.new("RGB", (32, 32), "green"))
+            frame.pts = i
+            for packet in video.encode(frame):
+                out.mux(packet)
+        for packet in video.encode(None):
+            out.mux(packet)
+        if sound is not None:
+            silence = av.AudioFrame(format="fltp", layout="mono", samples=1024)
+            silence.planes[0].update(bytes(4 * 1024))
+            silence.sample_rate, silence.pts = 48000, 0
+            for packet in list(sound.encode(silence)) + list(sound.encode(None)):
+                out.mux(packet)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("with_audio,status,slug", [(False, 422, "no-audio-stream"),
+                                                     (True, 415, "unsupported-audio")])
+def test_video_is_not_a_recording(world: World, app, with_audio: bool, status: int,  # noqa: ANN001
+                                  slug: str) -> None:
+    session, tablet = media_session(world)
+    before = Snapshot(app)
+    body = assert_problem(upload(tablet, session["id"], _video(with_audio), kind="audio"),
+                          status)
+    assert body["type"].endswith(slug)
+    before.assert_unchanged()
+
+
+@pytest.mark.parametrize("name", ["voice_ipad.m4a", "voice_chrome.webm", "voice.wav"])
+def test_a_recording_past_the_time_limit_is_refused(world: World, app, monkeypatch,  # noqa: ANN001
+                                                    name: str) -> None:
+    monkeypatch.setattr(app.state.settings, "media_audio_max_seconds", 3)
+    session, tablet = media_session(world)
+    before = Snapshot(app)
+    body = assert_problem(upload(tablet, session["id"], sample(name), kind="audio"), 422)
+    assert body["type"].endswith("audio-too-long") and body["max_seconds"] == 3
+    before.assert_unchanged()
+
+
+def test_draft_mode_thumbnail_for_thumbnail_only_callers(tmp_path) -> None:  # noqa: ANN001
+    thumb = photos.draft_thumbnail(SAMPLES / "photo_gps_rotated.jpg", 320)
+    assert thumb.size == (240, 320)  # EXIF orientation applied
+    _assert_upright(thumb)
 
 
 # --- refused, and nothing left behind -----------------------------------------------------

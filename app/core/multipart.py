@@ -42,6 +42,19 @@ class ReceivedFile:
     def discard(self) -> None:
         self.path.unlink(missing_ok=True)
 
+    @classmethod
+    def from_path(cls, path: Path, filename: str | None = None) -> "ReceivedFile":
+        """A file that arrived some other way (a resumable upload, an import), already in
+        the staging area: checksummed and fsynced here, so it can go through the same
+        checks as a streamed upload."""
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            while chunk := handle.read(1024 * 1024):
+                digest.update(chunk)
+            os.fsync(handle.fileno())
+        return cls(path=path, size=path.stat().st_size, sha256=digest.hexdigest(),
+                   filename=filename)
+
 
 @dataclass
 class ReceivedForm:

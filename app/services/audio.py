@@ -121,13 +121,13 @@ def check_and_clean_audio(source: Path, workdir: Path,
         real_video = [s for s in streams if s.type == "video" and
                       not (s.disposition & av.stream.Disposition.attached_pic)]
         audio = [s for s in streams if s.type == "audio"]
+        if not audio:
+            raise Invalid(f"This file has no sound in it. Send {ACCEPTED_AUDIO}.",
+                          slug="no-audio-stream", title="No audio stream")
         if real_video:
             raise UnsupportedMediaType(f"This file holds video. Send a sound recording only: "
                                        f"{ACCEPTED_AUDIO}.", slug="unsupported-audio",
                                        title="Not an accepted recording")
-        if not audio:
-            raise Invalid(f"This file has no sound in it. Send {ACCEPTED_AUDIO}.",
-                          slug="no-audio-stream", title="No audio stream")
         source_stream = audio[0]
         codec = _codec_name(source_stream)
         if codec not in _CODECS[name]:

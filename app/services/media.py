@@ -175,7 +175,10 @@ def sweep(db: Session, store: MediaStore, media_root: Path, *, blob_age_s: float
     staged = 0
     for path in staging_dir(media_root).iterdir():
         if now - path.stat().st_mtime > staging_age_s:
-            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
             staged += 1
     old = [key for key, written in store.keys() if now - written > blob_age_s]
     named = set()
