@@ -226,10 +226,14 @@ async def receive_multipart(chunks: AsyncIterator[bytes], content_type: str | No
             await writing
             writing = None
 
+    total = 0
     try:
         async for chunk in chunks:
             if not chunk:
                 continue
+            total += len(chunk)
+            if max_total is not None and total > max_total:  # whatever the parts are
+                raise too_large(max_total)
             parser.write(chunk)
             if sink is not None:
                 if file_bytes > limit:
