@@ -370,11 +370,14 @@ def test_a_body_that_never_ends_is_stopped_whatever_its_parts(world: World, app,
     monkeypatch.setattr(app.state.settings, "media_photo_max_bytes", 10_000)
     monkeypatch.setattr(app.state.settings, "media_audio_max_bytes", 10_000)
     session, tablet = media_session(world)
-    chunks = [b"preamble that is not a part " * 400] * 1000  # no boundary, no length
-    sent, consumed = asgi_post(app, f"/api/v1/sessions/{session['id']}/media", tablet.token,
-                               chunks, "multipart/form-data; boundary=cvboundary1234")
-    assert next(m for m in sent if m["type"] == "http.response.start")["status"] == 413
-    assert consumed < 10
+    path = f"/api/v1/sessions/{session['id']}/media"
+    body, content_type = multipart(form("photo"), b"tiny")
+    for chunks, status in (
+            ([b"not a part " * 1000] * 1000, 422),   # garbage where the first part goes
+            ([body] + [b"epilogue " * 10_000] * 1000, 413)):  # endless bytes after the end
+        sent, consumed = asgi_post(app, path, tablet.token, chunks, content_type)
+        assert next(m for m in sent if m["type"] == "http.response.start")["status"] == status
+        assert consumed < 10
 
 
 def test_a_body_without_a_file_part_is_422(world: World, app) -> None:  # noqa: ANN001
