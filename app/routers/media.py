@@ -182,3 +182,33 @@ async def bench_stream(request: Request, settings: AppSettings) -> dict:
     received = await receive_raw(request.stream(), staging_dir(settings.media_root))
     await run_in_threadpool(received.discard)
     return {"bytes": received.size}
+
+
+def _pillow_baseline(path: str, quality: int) -> dict:
+    """Pillow's own decode + re-encode of a file, and the same with the EXIF orientation
+    applied: what the photo pipeline is measured against, in the same server."""
+    import io
+
+    from PIL import Image, ImageOps
+
+    timings = {}
+    for name, orient in (("decode_encode", False), ("decode_orient_encode", True)):
+        started = time.perf_counter()
+        with Image.open(path) as image:
+            image.load()
+            out = ImageOps.exif_transpose(image) if orient else image
+            out.save(io.BytesIO(), "JPEG", quality=quality)
+        timings[name] = time.perf_counter() - started
+    return timings
+
+
+@bench_router.post("/bench/pillow")
+async def bench_pillow(request: Request, settings: AppSettings) -> dict:
+    """Pillow's decode + re-encode of the posted JPEG, timed in a media job like the photo
+    pipeline. Mounted only when CHILDVOICE_BENCH_ENDPOINTS=1."""
+    received = await receive_raw(request.stream(), staging_dir(settings.media_root))
+    try:
+        return await request.app.state.media_jobs.run(_pillow_baseline, str(received.path),
+                                                      settings.media_jpeg_quality)
+    finally:
+        await run_in_threadpool(received.discard)

@@ -222,14 +222,21 @@ def _remux_and_transcode(inp, source_stream, stored_path: Path | None,  # noqa: 
             pass_started, muxing, checked = time.perf_counter(), 0.0, 0
             try:
                 decoder = source_stream.codec_context
+                # The limit in the stream's own ticks, so each packet costs one comparison.
+                limit_ticks = float((limits.max_seconds + 1) / time_base)
+                timed = playback is not None and stored_stream is not None
                 for packet in inp.demux(source_stream):
                     if packet.dts is None:  # the demuxer's flush packet
                         continue
-                    if packet.pts is not None:
-                        first = packet.pts if first is None else min(first, packet.pts)
-                        last = max(last, packet.pts + (packet.duration or 0))
-                        if (last - first) * time_base > limits.max_seconds + 1:
-                            raise _too_long(limits.max_seconds)
+                    pts = packet.pts
+                    if pts is not None:
+                        if first is None or pts < first:
+                            first = pts
+                        end = pts + (packet.duration or 0)
+                        if end > last:
+                            last = end
+                            if last - first > limit_ticks:
+                                raise _too_long(limits.max_seconds)
                     # Without a playback copy to make, decoding is only a check that this
                     # is audio we can read: the first seconds show it; the rest is copied.
                     if playback is not None or checked < VALIDATE_PACKETS:
@@ -239,10 +246,12 @@ def _remux_and_transcode(inp, source_stream, stored_path: Path | None,  # noqa: 
                             if playback is not None:
                                 playback.add(frame)
                     if stored_stream is not None:
-                        t = time.perf_counter()
+                        if timed:
+                            t = time.perf_counter()
                         packet.stream = stored_stream
                         out.mux(packet)
-                        muxing += time.perf_counter() - t
+                        if timed:
+                            muxing += time.perf_counter() - t
                 for frame in decoder.decode(None):
                     decoded_any = True
                     if playback is not None:
