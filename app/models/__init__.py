@@ -5,12 +5,13 @@ from app.models.board import Board, BoardAsset, BoardVersion, ChildBoardPhoto
 from app.models.capture import CaptureSession, VoiceEntry
 from app.models.child import Allocation, Child
 from app.models.consent import Consent
+from app.models.media import Media, MediaFile
 from app.models.plan import PlanSection, PlanVersion
 from app.models.retention import RetentionRun
 from app.models.safeguarding import SafeguardingAlert, WebhookDelivery
 from app.models.staff import RefreshToken, SignInThrottle, StaffSession, Team, User
 
 __all__ = ["AuditEvent", "Allocation", "Board", "BoardAsset", "BoardVersion", "CaptureSession",
-           "Child", "ChildBoardPhoto", "Consent", "PlanSection", "PlanVersion", "RefreshToken",
-           "RetentionRun", "SafeguardingAlert", "SignInThrottle", "StaffSession", "Team", "User",
-           "VoiceEntry", "WebhookDelivery"]
+           "Child", "ChildBoardPhoto", "Consent", "Media", "MediaFile", "PlanSection",
+           "PlanVersion", "RefreshToken", "RetentionRun", "SafeguardingAlert", "SignInThrottle",
+           "StaffSession", "Team", "User", "VoiceEntry", "WebhookDelivery"]

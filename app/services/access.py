@@ -130,3 +130,19 @@ def session_for(ctx: Context, session_id: uuid.UUID, need: Need) -> CaptureSessi
     except NotFound:
         raise NotFound("No capture session with this id is visible to you.") from None
     return found
+
+
+def entry_readable(ctx: Context, child_id: uuid.UUID, session_id: uuid.UUID,
+                   not_found: str) -> None:
+    """May the caller read an entry (or its media) of this child made in this session?
+    A capture token: only its own session's. Staff: whoever may read the child. Anything
+    else answers 404 with `not_found`, so its existence does not leak."""
+    session = ctx.actor.capture_session
+    if session is not None:
+        if session.id != session_id:
+            raise NotFound(not_found)
+        return
+    try:
+        child_for(ctx, child_id, Need.read)
+    except NotFound:
+        raise NotFound(not_found) from None
