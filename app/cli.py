@@ -97,11 +97,12 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_boards_install_starter(args: argparse.Namespace, settings: Settings) -> int:
     from app.services.starter import install_starter
+    from app.storage import make_store
 
     migrate(settings)
     engine = make_engine(settings.resolved_database_url)
     with new_session(engine) as db:
-        added = install_starter(db, settings)
+        added = install_starter(db, settings, make_store(settings))
     engine.dispose()
     if added:
         print(f"added {len(added)} starter boards: {', '.join(added)}")

@@ -152,7 +152,7 @@ def test_image_members_that_are_bombs_or_not_images_skip_their_board(guarded: Wo
     assert [b["source_id"] for b in r.json()["imported"]] == ["good"]
     reasons = {s["source_id"]: s["reason"] for s in r.json()["skipped"]}
     assert "pixels" in reasons["bomb"]
-    assert "not an image" in reasons["text"]
+    assert "not a photo" in reasons["text"]  # the media pipeline's own words
     assert "SVG" in reasons["svg"]
 
 

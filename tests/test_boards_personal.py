@@ -134,7 +134,12 @@ def test_a_board_may_only_show_its_own_childs_photos(world: World, personal: dic
 
 
 def test_a_photo_that_is_not_a_photo(world: World) -> None:
-    problem = assert_problem(_upload(world.worker, world.child_id, b"GIF89a not really"), 422)
+    # The media path's own answers: 415 for what is not an accepted photo, 422 for damage.
+    problem = assert_problem(_upload(world.worker, world.child_id, b"GIF89a not really"), 415)
     assert problem["type"].endswith("/unsupported-photo")
     svg = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
-    assert_problem(_upload(world.worker, world.child_id, svg, "x.svg"), 422)
+    assert "SVG" in assert_problem(_upload(world.worker, world.child_id, svg, "x.svg"),
+                                   415)["detail"]
+    cut = _photo_with_exif()[:300]
+    assert_problem(_upload(world.worker, world.child_id, cut), 422)
+    assert world.worker.get(f"/children/{world.child_id}/boards").json() == []

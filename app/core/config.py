@@ -95,10 +95,12 @@ class Settings(BaseSettings):
     board_zip_max_total_bytes: int = 200 * 1024 * 1024  # all members, uncompressed
     board_zip_max_ratio: int = 100                       # uncompressed / compressed, per member
     board_zip_ratio_floor_bytes: int = 1024 * 1024       # members smaller than this skip the ratio
+    # Imported pictures and sounds then go through the media pipeline (see docs/media.md)
+    # with these limits; a personal board's photos have the media upload limits.
     board_image_max_bytes: int = 10 * 1024 * 1024
     board_image_max_pixels: int = 25_000_000
     board_sound_max_bytes: int = 10 * 1024 * 1024
-    board_photo_max_bytes: int = 30 * 1024 * 1024        # a phone photo for a personal board
+    board_sound_max_seconds: float = 120                 # a button's sound, not a recording
     plan_latest_default: int = 10
     plan_latest_max: int = 50
 

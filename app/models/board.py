@@ -225,6 +225,8 @@ class ImportedBoard(ApiModel):
     version: int
     source_id: str = PydField(description="The board's id in the imported file (or its path "
                               "in the package when it had none).")
+    notes: list[str] = PydField(default_factory=list, description="What was left out, e.g. "
+                                "a picture whose bytes were refused but whose url was kept.")
 
 
 class SkippedBoard(ApiModel):

@@ -22,9 +22,10 @@ from app.core.context import Context
 from app.core.errors import NotFound
 from app.models.board import AttributionItem, AttributionOut, Board, BoardVersion, License
 from app.services import boards as board_service
-from app.services.board_assets import asset_by_sha, blob_path, extension_for
+from app.services.board_assets import asset_by_sha, extension_for, read_blob
 from app.services.obf import (ASSET_KEY, ASSET_URL_KEY, ASSUMED_LICENSE_TYPE, OBF_FORMAT,
                               normalise_license)
+from app.storage import MediaStore, staging_dir
 
 _NO_ATTRIBUTION = ("public domain", "cc0", "cc-0", "publicdomain")
 
@@ -46,7 +47,7 @@ def _board_json(board: Board, content: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _media_item(settings: Settings, ctx: Context, item: dict[str, Any],
+def _media_item(store: MediaStore, ctx: Context, item: dict[str, Any],
                 embed: bool, files: dict[str, str] | None, folder: str) -> None:
     """Point an image or sound at its bytes: inline, or a file in the package."""
     sha = item.pop(ASSET_KEY, None)
@@ -54,12 +55,11 @@ def _media_item(settings: Settings, ctx: Context, item: dict[str, Any],
     if not sha:
         return
     asset = asset_by_sha(ctx.db, sha)
-    path = blob_path(settings.media_root, sha)
-    if asset is None or not path.is_file():
+    if asset is None or not store.exists(sha):
         return  # bytes gone: the url or symbol, if any, still stands
     item["content_type"] = asset.content_type
     if embed:
-        encoded = base64.b64encode(path.read_bytes()).decode("ascii")
+        encoded = base64.b64encode(read_blob(store, sha)).decode("ascii")
         item["data"] = f"data:{asset.content_type};base64,{encoded}"
     elif files is not None:
         name = f"{folder}/{sha}.{extension_for(asset.content_type)}"
@@ -67,7 +67,7 @@ def _media_item(settings: Settings, ctx: Context, item: dict[str, Any],
         item["path"] = name
 
 
-def export_obf(ctx: Context, settings: Settings, board_id: uuid.UUID,
+def export_obf(ctx: Context, store: MediaStore, board_id: uuid.UUID,
                version: int | None = None) -> dict[str, Any]:
     board = board_service.visible_board(ctx, board_id)
     found = board_service.version_of(ctx, board, version)
@@ -75,7 +75,7 @@ def export_obf(ctx: Context, settings: Settings, board_id: uuid.UUID,
     out = _board_json(board, found.content)
     for kind in ("images", "sounds"):
         for item in out.get(kind, []):
-            _media_item(settings, ctx, item, True, None, kind)
+            _media_item(store, ctx, item, True, None, kind)
     return out
 
 
@@ -124,7 +124,7 @@ def _unique_ids(boards: list[dict[str, Any]]) -> None:
                     button[ref] = renamed[button[ref]]
 
 
-def export_obz(ctx: Context, settings: Settings, board_id: uuid.UUID,
+def export_obz(ctx: Context, settings: Settings, store: MediaStore, board_id: uuid.UUID,
                version: int | None = None) -> Path:
     """Write the package into the media root's staging area; the caller deletes it."""
     root = board_service.visible_board(ctx, board_id)
@@ -138,7 +138,7 @@ def export_obz(ctx: Context, settings: Settings, board_id: uuid.UUID,
     for out in boards:
         for kind in ("images", "sounds"):
             for item in out.get(kind, []):
-                _media_item(settings, ctx, item, False, files, kind)
+                _media_item(store, ctx, item, False, files, kind)
                 if item.get("path"):
                     manifest_media[kind][item["id"]] = item["path"]
         for button in out.get("buttons", []):
@@ -148,9 +148,7 @@ def export_obz(ctx: Context, settings: Settings, board_id: uuid.UUID,
     manifest = {"format": OBF_FORMAT, "root": paths[str(root.id)],
                 "paths": {"boards": paths, **manifest_media}}
 
-    staging = settings.media_root / "tmp"
-    staging.mkdir(parents=True, exist_ok=True)
-    target = staging / f"{uuid.uuid4().hex}.obz"
+    target = staging_dir(settings.media_root) / f"{uuid.uuid4().hex}.obz"
     try:
         with zipfile.ZipFile(target, "w") as zf:
             zf.writestr("manifest.json", json.dumps(manifest, indent=2),
@@ -159,8 +157,9 @@ def export_obz(ctx: Context, settings: Settings, board_id: uuid.UUID,
                 zf.writestr(paths[str(board.id)], json.dumps(out, ensure_ascii=False),
                             compress_type=zipfile.ZIP_DEFLATED)
             for name, sha in files.items():
-                zf.write(blob_path(settings.media_root, sha), name,
-                         compress_type=zipfile.ZIP_STORED)
+                with zf.open(zipfile.ZipInfo(name), "w") as member:  # stored: already packed
+                    for chunk in store.open_range(sha):
+                        member.write(chunk)
     except BaseException:
         target.unlink(missing_ok=True)
         raise

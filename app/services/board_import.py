@@ -5,8 +5,11 @@ Tolerant the way real files need (see `obf`), and strict where a file could hurt
 skipped with the reason. A package that is hostile as a whole (a bomb, paths outside
 itself, absurd member counts, archives inside) is refused with a 4xx and nothing is kept.
 Images and sounds, inline (`data:`) or in the package (`path`), go through
-`board_assets.store_board_media`; `url`s and `symbol`s are kept as references and never
-fetched.
+`board_assets.store_board_media`, so through the same checks as uploaded media; `url`s and
+`symbol`s are kept as references and never fetched. Bytes the checks refuse skip their
+board, unless the image or sound also has a `url` or `symbol` to fall back on (real files
+carry SVG or GIF symbols that way): then the reference is kept and the board's import
+notes say what was left out.
 """
 
 from __future__ import annotations
@@ -25,11 +28,13 @@ from app.core.context import Context
 from app.core.errors import Problem
 from app.models.board import BoardWrite, ImportedBoard, ImportResult, SkippedBoard
 from app.services import access
+from app.services.media_capture import too_large
 from app.services.board_assets import AssetRefused, store_board_media
 from app.services.board_package import ZIP_MAGIC, MemberProblem, Package, open_package
 from app.services.boards import add_board
 from app.services.obf import (ASSET_KEY, BoardProblem, decode_data_uri, drop_dangling_refs,
                               package_path, prepare_board)
+from app.storage import MediaStore
 
 MANIFEST = "manifest.json"
 
@@ -41,6 +46,7 @@ class _Candidate:
     board: dict[str, Any] | None = None
     new_id: uuid.UUID = field(default_factory=uuid.uuid4)
     problem: str | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -49,9 +55,11 @@ class _Media:
 
     db: Session
     settings: Settings
+    store: MediaStore
     package: Package | None = None
     manifest_paths: dict[str, dict[str, str]] = field(default_factory=dict)
-    stored: dict[str, dict[str, Any] | str] = field(default_factory=dict)  # path -> facts | reason
+    # "kind:path" -> what was stored, or why not
+    stored: dict[str, dict[str, Any] | str] = field(default_factory=dict)
 
 
 def _parse_json(data: bytes, what: str) -> Any:
@@ -70,8 +78,8 @@ def _validation_reason(exc: ValidationError) -> str:
     return "; ".join(parts) + more
 
 
-def _store(media: _Media, kind: str, data: bytes, declared: str | None) -> dict[str, Any]:
-    asset = store_board_media(media.db, media.settings, kind, data, declared)
+def _store(media: _Media, kind: str, data: bytes) -> dict[str, Any]:
+    asset = store_board_media(media.db, media.settings, media.store, kind, data)
     facts: dict[str, Any] = {ASSET_KEY: asset.sha256, "content_type": asset.content_type}
     if asset.width and asset.height:
         facts |= {"width": asset.width, "height": asset.height}
@@ -79,8 +87,9 @@ def _store(media: _Media, kind: str, data: bytes, declared: str | None) -> dict[
 
 
 def _from_package(media: _Media, kind: str, path: str, limit: int) -> dict[str, Any]:
-    if path in media.stored:
-        known = media.stored[path]
+    key = f"{kind}:{path}"  # the same file may be offered as an image and as a sound
+    if key in media.stored:
+        known = media.stored[key]
         if isinstance(known, str):
             raise BoardProblem(known)
         return known
@@ -89,19 +98,27 @@ def _from_package(media: _Media, kind: str, path: str, limit: int) -> dict[str, 
             raise MemberProblem(f"{path} is a file in a package, and a single .obf carries "
                                 "no files")
         data = media.package.read(path, limit)
-        facts = _store(media, kind, data, None)
+        facts = _store(media, kind, data)
     except MemberProblem as exc:
-        media.stored[path] = exc.reason
+        media.stored[key] = exc.reason
         raise BoardProblem(exc.reason) from None
     except AssetRefused as exc:
         reason = f"{path} {exc.reason}"
-        media.stored[path] = reason
+        media.stored[key] = reason
         raise BoardProblem(reason) from None
-    media.stored[path] = facts
+    media.stored[key] = facts
     return facts
 
 
-def _resolve_media(media: _Media, board: dict[str, Any]) -> None:
+def _refused(label: str, item: dict[str, Any], reason: str, notes: list[str]) -> None:
+    """Refused bytes skip the board, unless a url or symbol can stand in for them."""
+    if not (item.get("url") or item.get("symbol")):
+        raise BoardProblem(f"{label} {reason}")
+    notes.append(f"{label}: its bytes were left out ({reason}); its "
+                 f"{'url' if item.get('url') else 'symbol'} is kept as a reference")
+
+
+def _resolve_media(media: _Media, board: dict[str, Any], notes: list[str]) -> None:
     """Bytes for every image and sound that carries them (data, then path, as the spec
     orders); `url` and `symbol` stay references."""
     s = media.settings
@@ -111,11 +128,11 @@ def _resolve_media(media: _Media, board: dict[str, Any]) -> None:
             label = f"{singular} '{item['id']}'"
             facts = None
             if item.get("data") is not None:
-                data, declared = decode_data_uri(item["data"], limit)
+                data, _declared = decode_data_uri(item["data"], limit)  # never trusted
                 try:
-                    facts = _store(media, singular, data, declared)
+                    facts = _store(media, singular, data)
                 except AssetRefused as exc:
-                    raise BoardProblem(f"{label} {exc.reason}") from None
+                    _refused(label, item, exc.reason, notes)
             else:
                 raw_path = item.get("path")
                 if raw_path is None and not (item.get("url") or item.get("symbol")):
@@ -127,7 +144,7 @@ def _resolve_media(media: _Media, board: dict[str, Any]) -> None:
                     try:
                         facts = _from_package(media, singular, path, limit)
                     except BoardProblem as exc:
-                        raise BoardProblem(f"{label}: {exc.reason}") from None
+                        _refused(label, item, f"({exc.reason})", notes)
             item.pop("data", None)
             item.pop("path", None)
             if facts is not None:
@@ -142,7 +159,7 @@ def _prepare(media: _Media, candidate: _Candidate, raw: Any) -> None:
         board = prepare_board(raw)
         if isinstance(raw, dict) and raw.get("id") is not None:
             candidate.source_id = board["ext_childvoice_source_id"]
-        _resolve_media(media, board)
+        _resolve_media(media, board, candidate.notes)
         BoardWrite.model_validate(board)
         candidate.board = board
     except BoardProblem as exc:
@@ -188,7 +205,7 @@ def _save(ctx: Context, candidates: list[_Candidate]) -> ImportResult:
             continue
         board, version = add_board(ctx.db, data, ctx.user.id, board_id=c.new_id)
         imported.append(ImportedBoard(id=board.id, name=board.name, version=version.version,
-                                      source_id=c.source_id))
+                                      source_id=c.source_id, notes=c.notes))
     if not imported:
         ctx.db.rollback()
         first = skipped[0].reason if skipped else "the file holds no boards"
@@ -199,10 +216,10 @@ def _save(ctx: Context, candidates: list[_Candidate]) -> ImportResult:
     return ImportResult(imported=imported, skipped=skipped)
 
 
-def _import_obf(ctx: Context, settings: Settings, path: Path) -> ImportResult:
+def _import_obf(ctx: Context, settings: Settings, store: MediaStore,
+                path: Path) -> ImportResult:
     if path.stat().st_size > settings.board_obf_max_bytes:
-        raise Problem(f"An .obf board may be at most {settings.board_obf_max_bytes:,} bytes.",
-                      status=413, slug="upload-too-large", title="Upload too large")
+        raise too_large(settings.board_obf_max_bytes)
     candidate = _Candidate(source_id="board")
     try:
         raw = _parse_json(path.read_bytes(), "The file")
@@ -210,7 +227,7 @@ def _import_obf(ctx: Context, settings: Settings, path: Path) -> ImportResult:
         raise Problem("This file is neither an .obf board (JSON) nor an .obz package (zip). "
                       "Export the board again from its app.", status=415,
                       slug="unsupported-board-file", title="Not a board file") from None
-    _prepare(_Media(ctx.db, settings), candidate, raw)
+    _prepare(_Media(ctx.db, settings, store), candidate, raw)
     _resolve_links([candidate])
     return _save(ctx, [candidate])
 
@@ -255,7 +272,8 @@ def _package_boards(package: Package, manifest: dict[str, Any] | None) -> list[_
     return list(found.values())
 
 
-def _import_obz(ctx: Context, settings: Settings, path: Path) -> ImportResult:
+def _import_obz(ctx: Context, settings: Settings, store: MediaStore,
+                path: Path) -> ImportResult:
     package = open_package(path, settings)
     try:
         manifest = _manifest(package, settings)
@@ -265,7 +283,7 @@ def _import_obz(ctx: Context, settings: Settings, path: Path) -> ImportResult:
                           f"is {settings.board_max_boards:,}.", status=422,
                           slug="too-many-boards", title="Board package refused")
         paths = manifest.get("paths") if manifest else None
-        media = _Media(ctx.db, settings, package, manifest_paths={
+        media = _Media(ctx.db, settings, store, package, manifest_paths={
             kind: {str(k): v for k, v in paths[kind].items()}
             for kind in ("images", "sounds")
             if isinstance(paths, dict) and isinstance(paths.get(kind), dict)})
@@ -285,15 +303,21 @@ def _import_obz(ctx: Context, settings: Settings, path: Path) -> ImportResult:
         package.close()
 
 
-def import_boards(ctx: Context, settings: Settings, path: Path) -> ImportResult:
+def authorise(ctx: Context) -> None:
+    """Staff import into the library; a capture token may not."""
+    access.require_staff(ctx.actor)
+
+
+def import_boards(ctx: Context, settings: Settings, store: MediaStore,
+                  path: Path) -> ImportResult:
     """Import the .obf or .obz at `path` (an uploaded file) into the board library."""
     access.require_staff(ctx.actor)
     with path.open("rb") as handle:
         head = handle.read(4)
     try:
         if head in ZIP_MAGIC:
-            return _import_obz(ctx, settings, path)
-        return _import_obf(ctx, settings, path)
+            return _import_obz(ctx, settings, store, path)
+        return _import_obf(ctx, settings, store, path)
     except BaseException:
         ctx.db.rollback()
         raise

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import uuid
-from pathlib import Path
 from urllib.parse import quote
 
 from sqlmodel import Session, select
@@ -12,11 +11,12 @@ from sqlmodel import Session, select
 from app.core.context import Context
 from app.core.errors import Invalid, NotFound
 from app.core.pagination import paginate
-from app.models.board import (Board, BoardOut, BoardSummary, BoardVersion, BoardWrite,
-                              ChildBoardPhoto)
+from app.models.board import (Board, BoardAsset, BoardOut, BoardSummary, BoardVersion,
+                              BoardWrite, ChildBoardPhoto)
 from app.services import access, audit
-from app.services.board_assets import asset_by_sha, blob_path
+from app.services.board_assets import asset_by_sha
 from app.services.obf import ASSET_KEY, ASSET_URL_KEY, normalise_content
+from app.storage import MediaStore
 
 BOARD_NOT_FOUND = "No board with this id is visible to you."
 API_PREFIX = "/api/v1"
@@ -206,20 +206,19 @@ def session_boards(db: Session, pinned: list[dict]) -> list[BoardOut]:
 
 
 
-def open_board_asset(ctx: Context, media_root: Path, board_id: uuid.UUID, version: int,
-                     kind: str, item_id: str) -> tuple[Path, str, str]:
-    """The stored file behind one image or sound of a board version: (path, type, sha256),
-    for staff who may see the board and for a session offering that version."""
+def open_board_asset(ctx: Context, store: MediaStore, board_id: uuid.UUID, version: int,
+                     kind: str, item_id: str) -> BoardAsset:
+    """The stored bytes behind one image or sound of a board version, for staff who may see
+    the board and for a session offering that version."""
     board, found = readable_version(ctx, board_id, version)
     item = next((i for i in found.content.get(kind, []) if i.get("id") == item_id), None)
     sha = item.get(ASSET_KEY) if item else None
     asset = asset_by_sha(ctx.db, sha) if sha else None
-    path = blob_path(media_root, sha) if sha else None
-    if asset is None or path is None or not path.is_file():
+    if asset is None or not store.exists(asset.sha256):
         raise NotFound(f"Version {version} of this board has no stored {kind[:-1]} "
                        f"'{item_id[:100]}'.")
     if board.owner_child_id is not None:
         audit.record(ctx, f"board.{kind[:-1]}.read", child_id=board.owner_child_id,
                      object_type="board", object_id=board.id)
         ctx.db.commit()
-    return path, asset.content_type, sha
+    return asset

@@ -21,6 +21,7 @@ from app.models.staff import Role, Team, User
 from app.services.staff import add_user
 from app.services.starter import install_starter
 from app.starter.boards import FEELINGS, SAFEGUARDING
+from app.storage import make_store
 
 
 def feelings_board() -> BoardWrite:
@@ -91,5 +92,5 @@ def load_demo(db: Session, settings: Settings, hashing: PasswordHashing) -> dict
                        valid_from=now - timedelta(days=1), valid_until=now + timedelta(days=365),
                        recorded_by=worker.id))
     db.commit()
-    install_starter(db, settings, users[Role.admin].id)
+    install_starter(db, settings, make_store(settings), users[Role.admin].id)
     return credentials

@@ -1,8 +1,9 @@
 """A child's own boards, built from photos of their people, places and things.
 
-Photos come in one at a time (`upload_photo`), through the same checks as every other
-board picture (`board_assets.store_board_media`: type sniffed, size and pixels bounded,
-EXIF and location removed), and are recorded as this child's. A personal board may show
+Photos come in one at a time (`upload_photo`), received and checked exactly as uploaded
+photos are (the media path: streamed to the staging area, then
+`board_assets.store_board_media`, which calls `photos.check_and_clean_photo`: type sniffed,
+size and pixels bounded, EXIF and location removed), and are recorded as this child's. A personal board may show
 those photos, and only those (or bytes its earlier versions had). Personal boards are the
 child's data: only those who may see the child see them, every read and write is
 audited, and they are never in the library.
@@ -25,6 +26,7 @@ from app.services import access, audit
 from app.services.board_assets import AssetRefused, store_board_media
 from app.services.boards import add_board, board_out, check_asset_refs, child_photo_keys
 from app.services.obf import ASSET_KEY
+from app.storage import MediaStore
 
 PERSONAL_PHOTO_LICENSE = {"type": "private, all rights reserved",
                           "ext_childvoice_personal_photo": True}
@@ -35,18 +37,19 @@ def authorise_upload(ctx: Context, child_id: uuid.UUID) -> None:
     access.child_for(ctx, child_id, access.Need.write)
 
 
-def upload_photo(ctx: Context, settings: Settings, child_id: uuid.UUID,
+def upload_photo(ctx: Context, settings: Settings, store: MediaStore, child_id: uuid.UUID,
                  path: Path) -> BoardPhotoOut:
     """Check and store a photo for this child's boards (the allocated worker only)."""
     child = access.child_for(ctx, child_id, access.Need.write)
-    if path.stat().st_size > settings.board_photo_max_bytes:
-        raise Invalid(f"A board photo may be at most {settings.board_photo_max_bytes:,} bytes.",
-                      slug="photo-too-large", title="Photo too large")
     try:
-        asset = store_board_media(ctx.db, settings, "image", path.read_bytes())
+        asset = store_board_media(ctx.db, settings, store, "image", path,
+                                  max_pixels=settings.media_photo_max_pixels)
     except AssetRefused as exc:
+        ctx.db.rollback()
+        if exc.problem is not None:
+            raise exc.problem from None  # the media pipeline's own 415 or 422
         raise Invalid(f"This photo {exc.reason}.", slug="unsupported-photo",
-                      title="Not an accepted photo", field=["body", "file"]) from None
+                      title="Not an accepted photo") from None
     if not ctx.db.exec(select(ChildBoardPhoto).where(ChildBoardPhoto.child_id == child.id,
                                                      ChildBoardPhoto.sha256 == asset.sha256)
                        ).first():

@@ -19,6 +19,7 @@ from app.services.board_assets import store_board_media
 from app.services.boards import add_board, get_version
 from app.services.obf import ASSET_KEY
 from app.starter.boards import OPENMOJI_LICENSE, SAFEGUARDING, STARTER, image_file
+from app.storage import MediaStore
 
 STARTER_KEY = "ext_childvoice_starter"
 
@@ -27,20 +28,22 @@ def _button_id(label: str) -> str:
     return label.replace(" ", "_").replace("'", "")
 
 
-def _picture(db: Session, settings: Settings, codepoints: str) -> dict:
+def _picture(db: Session, settings: Settings, store: MediaStore, codepoints: str) -> dict:
     data = resources.files("app.starter").joinpath("images", image_file(codepoints)).read_bytes()
-    asset = store_board_media(db, settings, "image", data, "image/png")
+    asset = store_board_media(db, settings, store, "image", data)
     return {"id": f"openmoji-{codepoints.lower()}", "content_type": asset.content_type,
             "width": asset.width, "height": asset.height, ASSET_KEY: asset.sha256,
             "license": OPENMOJI_LICENSE | {
                 "source_url": f"https://openmoji.org/library/emoji-{codepoints.upper()}/"}}
 
 
-def starter_board(db: Session, settings: Settings, spec: dict) -> BoardWrite:
+def starter_board(db: Session, settings: Settings, store: MediaStore, spec: dict) -> BoardWrite:
     images: dict[str, dict] = {}
     buttons = []
     for label, vocalization, codepoints in spec["buttons"]:
-        image = images.setdefault(codepoints, _picture(db, settings, codepoints))
+        if codepoints not in images:
+            images[codepoints] = _picture(db, settings, store, codepoints)
+        image = images[codepoints]
         button = {"id": _button_id(label), "label": label, "vocalization": vocalization,
                   "image_id": image["id"]}
         if spec["key"] == "feelings" and label in SAFEGUARDING:
@@ -68,14 +71,14 @@ def _installed(db: Session, spec: dict) -> bool:
     return False
 
 
-def install_starter(db: Session, settings: Settings,
+def install_starter(db: Session, settings: Settings, store: MediaStore,
                     created_by: uuid.UUID | None = None) -> list[str]:
     """Add the starter boards the library lacks; answers the names added. Commits."""
     added = []
     for spec in STARTER:
         if _installed(db, spec):
             continue
-        add_board(db, starter_board(db, settings, spec), created_by)
+        add_board(db, starter_board(db, settings, store, spec), created_by)
         added.append(spec["name"])
     db.commit()
     return added
