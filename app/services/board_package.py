@@ -1,7 +1,7 @@
 """Reading an .obz package (a zip) without trusting it.
 
-Nothing is extracted to disk: members are read into memory one at a time, only those a
-board names, each bounded. Before any member is read the whole directory is checked, and
+Nothing is extracted by the package's own names: members are read into memory one at a
+time, only those a board names, each bounded. Before any member is read the whole directory is checked, and
 a package that breaks a rule is refused as a whole with a 4xx that says which:
 
 - the member count, from the end-of-central-directory record, before the directory is
