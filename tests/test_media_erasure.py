@@ -43,6 +43,7 @@ def test_a_manager_erases_a_photo_and_a_tombstone_stays(world: World, app,  # no
                                                         photo_entry: dict) -> None:
     media = photo_entry["media"][0]
     assert world.worker.get(media["url"].removeprefix("/api/v1")).status_code == 200
+    assert "media.read.main" in _audit_actions(app, media["id"])  # reading it is audited
     assert len(photo_entry["blobs"]) == 2  # the clean copy and its thumbnail
 
     path = f"/media/{media['id']}/erase"
