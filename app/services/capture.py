@@ -109,6 +109,7 @@ def entry_out(entry: VoiceEntry, attached: media.EntryMedia | None = None) -> En
                     family_cleared_by=entry.family_cleared_by,
                     media=attached.items if attached else [],
                     media_withdrawn=attached.withdrawn if attached else False,
+                    media_erased=attached.erased if attached else [],
                     **entry.content)
 
 
