@@ -13,8 +13,8 @@ from app.core.db import make_engine, new_session
 from app.core.errors import install_error_handlers
 from app.core.middleware import RequestContextMiddleware
 from app.core.security import PasswordHashing, StaffTokens
-from app.routers import (auth, boards, children, consents, entries, health, plans, sessions,
-                         staff)
+from app.routers import (auth, boards, children, consents, devices, entries, health, plans,
+                         sessions, staff, sync)
 from app.services.staff import bootstrap_admin
 
 API_PREFIX = "/api/v1"
@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware)
 
     app.include_router(health.router)
-    for module in (auth, staff, children, consents, boards, sessions, entries, plans):
+    for module in (auth, staff, children, consents, boards, sessions, entries, plans, devices,
+                   sync):
         app.include_router(module.router, prefix=API_PREFIX)
     return app

@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     demo_password: str | None = Field(default=None, description="Password for the demo "
                                       "accounts; random when unset.")
 
+    # Offline-first capture (issue 4).
+    device_offline_hours: int = Field(default=72, ge=1, description="How long an enrolled "
+                                      "tablet may start sessions offline after it last "
+                                      "reached the server.")
+    sync_batch_max_items: int = Field(default=500, ge=1, le=5000)
+
     page_size_default: int = 50
     plan_latest_default: int = 10
     plan_latest_max: int = 50

@@ -7,6 +7,8 @@ from app.models.child import Allocation, Child
 from app.models.consent import Consent
 from app.models.plan import PlanSection, PlanVersion
 from app.models.staff import Team, User
+from app.models.sync import Device, SyncReceipt
 
 __all__ = ["AuditEvent", "Allocation", "Board", "BoardVersion", "CaptureSession", "Child",
-           "Consent", "PlanSection", "PlanVersion", "Team", "User", "VoiceEntry"]
+           "Consent", "Device", "PlanSection", "PlanVersion", "SyncReceipt", "Team", "User",
+           "VoiceEntry"]

@@ -30,8 +30,15 @@ class CaptureSession(SQLModel, table=True):
     started_at: datetime = utc_field(default_now=True)
     ended_at: datetime | None = utc_field(nullable=True)
     expires_at: datetime = utc_field()
-    # Only a hash of the capture token is kept, so a database read cannot replay it.
-    token_hash: str = Field(max_length=64, unique=True)
+    # Only a hash of the capture token is kept, so a database read cannot replay it. A
+    # session started offline on a tablet has no capture token.
+    token_hash: str | None = Field(default=None, max_length=64, unique=True)
+    # Offline sessions (issue 4): the tablet's id for the session, the enrolled device it
+    # came from, when it reached the server and how far the tablet's clock was behind.
+    client_id: uuid.UUID | None = Field(default=None, unique=True)
+    device_id: uuid.UUID | None = Field(default=None, foreign_key="devices.id", index=True)
+    received_at: datetime | None = utc_field(nullable=True)
+    clock_offset_ms: int | None = None
 
 
 class VoiceEntry(SQLModel, table=True):
@@ -59,6 +66,11 @@ class VoiceEntry(SQLModel, table=True):
     # Hash of the request as sent, so a resend of the same client_id can be told apart
     # from a different entry that reuses it.
     fingerprint: str = Field(max_length=64)
+    # Server clock minus the tablet's clock when the entry arrived in a sync batch.
+    clock_offset_ms: int | None = None
+    # A change of heart ("no, not that one"): the entry stays, marked retracted.
+    retracted_at: datetime | None = utc_field(nullable=True)
+    retracted_by: uuid.UUID | None = Field(default=None, foreign_key="users.id")
 
 
 # --- request schemas ---------------------------------------------------------------
@@ -168,6 +180,9 @@ class SessionBoard(BoardOut):
 
 class SessionOut(ApiModel):
     id: uuid.UUID
+    client_id: uuid.UUID | None = PydField(default=None, description="The tablet's id, for a "
+                                           "session started offline.")
+    device_id: uuid.UUID | None = None
     child_id: uuid.UUID
     worker_id: uuid.UUID
     setting: Setting
@@ -222,3 +237,9 @@ class EntryOut(ApiModel):
     placements: list[PlacementOut] | None = None
     text: str | None = None
     created_by: uuid.UUID | None = None
+    clock_offset_ms: int | None = PydField(default=None, description="Server clock minus the "
+                                           "tablet's clock when the entry was synced.")
+    retracted_at: datetime | None = PydField(default=None, description="When the child took "
+                                             "this back (tablet clock); status is then "
+                                             "`retracted` and it leaves the plan.")
+    retracted_by: uuid.UUID | None = None
