@@ -123,6 +123,7 @@ class _Batch:
     receipts: dict[uuid.UUID, tuple[str, uuid.UUID]] = field(default_factory=dict)
     writable: dict[tuple, CaptureSession | Problem] = field(default_factory=dict)
     rejected_sessions: set[uuid.UUID] = field(default_factory=set)
+    rejected_entries: set[uuid.UUID] = field(default_factory=set)
     events: list[tuple[str, uuid.UUID, str, uuid.UUID]] = field(default_factory=list)
     resent_children: set[uuid.UUID] = field(default_factory=set)
 
@@ -273,6 +274,9 @@ class _Batch:
     def retract_item(self, item: RetractItem) -> SyncResult:
         entry = self.entries.get(item.entry_client_id) or self.db.exec(
             select(VoiceEntry).where(VoiceEntry.client_id == item.entry_client_id)).first()
+        if entry is None and item.entry_client_id in self.rejected_entries:
+            raise Conflict("The entry this retracts was rejected in this batch, so there is "
+                           "nothing to retract.", slug="entry-rejected", title="Entry rejected")
         if entry is None:
             raise _retry_later("No entry with this entry_client_id has reached the server "
                                "yet. Send the entry first and keep this retract queued.",
@@ -343,6 +347,8 @@ class _Batch:
         except Problem as problem:
             if item.type == "session":
                 self.rejected_sessions.add(item.parsed.client_id)
+            elif item.type == "entry" and not problem.extra.get("retry"):
+                self.rejected_entries.add(item.parsed[1].client_id)
             return _rejected(item, problem)
         except IntegrityError:
             # A unique key other than the item's own was hit: its client_id is taken.
