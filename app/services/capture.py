@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -150,13 +151,15 @@ def fingerprint(data: EntryIn) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _board_content(db: Session, session: CaptureSession,
-                   data: SymbolsEntryIn | MatEntryIn) -> dict[str, Any]:
+def _board_content(db: Session, session: CaptureSession, data: SymbolsEntryIn | MatEntryIn,
+                   lookups: Lookups | None = None) -> dict[str, Any]:
     """The chosen buttons as they were on that exact board version, or 422 saying why."""
     if str(data.board_id) not in {ref["board_id"] for ref in session.boards}:
         raise Invalid("board_id is not one of the boards offered in this session",
                       field=["body", "board_id"])
-    version: BoardVersion | None = boards.get_version(db, data.board_id, data.board_version)
+    version: BoardVersion | None = (lookups.version(db, data.board_id, data.board_version)
+                                    if lookups else
+                                    boards.get_version(db, data.board_id, data.board_version))
     if version is None:
         raise Invalid(f"board {data.board_id} has no version {data.board_version}",
                       field=["body", "board_version"])
@@ -210,15 +213,36 @@ def add_entry(ctx: Context, session_id: uuid.UUID, data: EntryIn) -> tuple[Entry
 _LOOK_IT_UP: Any = object()
 
 
-def store_entry(ctx: Context, session: CaptureSession, data: EntryIn, *,
-                stored: VoiceEntry | None = _LOOK_IT_UP, received_at: datetime | None = None,
-                clock_offset_ms: int | None = None) -> tuple[VoiceEntry, bool]:
+@dataclass
+class Lookups:
+    """What a run of entries (a sync batch) would otherwise look up once per entry: board
+    versions, and each child's live consents. Only for the length of one transaction."""
+
+    versions: dict[tuple[uuid.UUID, int], BoardVersion | None] = field(default_factory=dict)
+    consents: dict[uuid.UUID, list] = field(default_factory=dict)
+
+    def version(self, db: Session, board_id: uuid.UUID, number: int) -> BoardVersion | None:
+        if (board_id, number) not in self.versions:
+            self.versions[(board_id, number)] = boards.get_version(db, board_id, number)
+        return self.versions[(board_id, number)]
+
+    def live_consents(self, db: Session, child_id: uuid.UUID) -> list:
+        if child_id not in self.consents:
+            self.consents[child_id] = consent.live_consents(db, child_id)
+        return self.consents[child_id]
+
+
+def prepare_entry(ctx: Context, session: CaptureSession, data: EntryIn, *,
+                  stored: VoiceEntry | None = _LOOK_IT_UP, received_at: datetime | None = None,
+                  clock_offset_ms: int | None = None,
+                  lookups: Lookups | None = None) -> tuple[VoiceEntry, bool]:
     """The rules every entry passes however it arrives (`POST /sessions/{id}/entries` or a
     sync batch): idempotency by client_id, child mode's scope, the exact board version,
     consent at `captured_at`. The caller has checked access to `session`; `stored` is the
-    entry already held under this client_id when the caller looked it up in bulk. Adds the
-    entry (flushed, in a savepoint) and returns it and whether it is new; neither audits
-    nor commits."""
+    entry already held under this client_id when the caller looked it up in bulk.
+
+    Returns the stored entry and False for a resend of it (409 for a client_id reused for
+    other words), or a new entry, built but not added to the database, and True."""
     if data.kind == "observation" and not ctx.actor.is_staff:
         raise Forbidden("Observations are the worker's; child mode cannot add them.",
                         slug="capture-token-scope")
@@ -230,12 +254,13 @@ def store_entry(ctx: Context, session: CaptureSession, data: EntryIn, *,
     content: dict[str, Any] = {}
     board_id = board_version = None
     if isinstance(data, (SymbolsEntryIn, MatEntryIn)):
-        content = _board_content(ctx.db, session, data)
+        content = _board_content(ctx.db, session, data, lookups)
         board_id, board_version = data.board_id, data.board_version
     else:
         content = {"text": data.text}
-    allowed_by = consent.consent_for_capture(ctx.db, session.child_id, data.kind,
-                                             data.captured_at)
+    allowed_by = consent.consent_for_capture(
+        ctx.db, session.child_id, data.kind, data.captured_at,
+        known=lookups.live_consents(ctx.db, session.child_id) if lookups else None)
     entry = VoiceEntry(client_id=data.client_id, child_id=session.child_id,
                        session_id=session.id, kind=data.kind, source=data.source,
                        captured_at=data.captured_at, received_at=received_at or utcnow(),
@@ -244,6 +269,16 @@ def store_entry(ctx: Context, session: CaptureSession, data: EntryIn, *,
                        board_version=board_version, content=content,
                        created_by=ctx.actor.user.id if ctx.actor.user else None,
                        fingerprint=print_, clock_offset_ms=clock_offset_ms)
+    return entry, True
+
+
+def store_entry(ctx: Context, session: CaptureSession, data: EntryIn,
+                **kw: Any) -> tuple[VoiceEntry, bool]:
+    """prepare_entry, then add a new entry (flushed, in a savepoint); a concurrent request
+    that stored the same client_id first makes this a resend. Neither audits nor commits."""
+    entry, new = prepare_entry(ctx, session, data, **kw)
+    if not new:
+        return entry, False
     try:
         with ctx.db.begin_nested():
             ctx.db.add(entry)
@@ -252,7 +287,7 @@ def store_entry(ctx: Context, session: CaptureSession, data: EntryIn, *,
         existing = _stored(ctx.db, data.client_id)
         if existing is None:
             raise
-        return _same_or_conflict(existing, session.id, print_), False
+        return _same_or_conflict(existing, session.id, entry.fingerprint), False
     return entry, True
 
 

@@ -126,6 +126,7 @@ class _Batch:
     rejected_entries: set[uuid.UUID] = field(default_factory=set)
     events: list[tuple[str, uuid.UUID, str, uuid.UUID]] = field(default_factory=list)
     resent_children: set[uuid.UUID] = field(default_factory=set)
+    lookups: capture.Lookups = field(default_factory=capture.Lookups)
 
     @property
     def db(self):  # noqa: ANN201
@@ -260,7 +261,8 @@ class _Batch:
         entry, created = capture.store_entry(self.ctx, session, data,
                                              stored=self.entries.get(data.client_id),
                                              received_at=self.received_at,
-                                             clock_offset_ms=self.offset_ms)
+                                             clock_offset_ms=self.offset_ms,
+                                             lookups=self.lookups)
         self.entries[data.client_id] = entry
         self.put_receipt(data.client_id, "entry", entry.child_id, entry.id, data.captured_at)
         if created:
@@ -270,6 +272,57 @@ class _Batch:
         return SyncResult(client_id=str(data.client_id), type="entry",
                           status="created" if created else "duplicate",
                           entry=capture.entry_out(entry))
+
+    def entries_in_bulk(self, items: list[_Item], results: list) -> None:
+        """Every entry item checked by the same rules as one at a time, then the new ones
+        inserted together (in captured_at order) in one savepoint. If a concurrent request
+        stored one of them since this batch looked, the savepoint is rolled back and the
+        entries are done again one at a time, each in its own savepoint."""
+        pending: list[tuple[_Item, VoiceEntry]] = []
+        for item in items:
+            ref, data = item.parsed
+            try:
+                session = self.writable_session(ref)
+                entry, new = capture.prepare_entry(
+                    self.ctx, session, data, stored=self.entries.get(data.client_id),
+                    received_at=self.received_at, clock_offset_ms=self.offset_ms,
+                    lookups=self.lookups)
+                if not new:
+                    self.put_receipt(data.client_id, "entry", entry.child_id, entry.id,
+                                     data.captured_at)
+                    self.resent_children.add(entry.child_id)
+                elif data.client_id in self.receipts:
+                    raise _reused(data.client_id)
+                else:
+                    pending.append((item, entry))
+                    # A copy later in this batch is a resend of this one.
+                    self.entries[data.client_id] = entry
+                    self.receipts[data.client_id] = ("entry", entry.id)
+                results[item.index] = SyncResult(
+                    client_id=str(data.client_id), type="entry",
+                    status="created" if new else "duplicate", entry=capture.entry_out(entry))
+            except Problem as problem:
+                results[item.index] = self.rejected(item, problem)
+        if not pending:
+            return
+        receipts = [SyncReceipt(client_id=e.client_id, device_id=self.device.id,
+                                item_type="entry", child_id=e.child_id, object_id=e.id,
+                                tablet_at=e.captured_at, received_at=self.received_at,
+                                clock_offset_ms=self.offset_ms) for _, e in pending]
+        try:
+            with self.db.begin_nested():
+                self.db.add_all([e for _, e in pending])
+                self.db.flush()
+                self.db.add_all(receipts)
+        except IntegrityError:
+            log.info("sync batch met a concurrent copy; storing its entries one at a time")
+            for _, entry in pending:
+                self.entries.pop(entry.client_id, None)
+                self.receipts.pop(entry.client_id, None)
+            for item in items:
+                results[item.index] = self.apply(item)
+            return
+        self.events.extend(("entry.create", e.child_id, "entry", e.id) for _, e in pending)
 
     def retract_item(self, item: RetractItem) -> SyncResult:
         entry = self.entries.get(item.entry_client_id) or self.db.exec(
@@ -345,14 +398,17 @@ class _Batch:
             with self.db.begin_nested():
                 return handlers[item.type]()
         except Problem as problem:
-            if item.type == "session":
-                self.rejected_sessions.add(item.parsed.client_id)
-            elif item.type == "entry" and not problem.extra.get("retry"):
-                self.rejected_entries.add(item.parsed[1].client_id)
-            return _rejected(item, problem)
+            return self.rejected(item, problem)
         except IntegrityError:
             # A unique key other than the item's own was hit: its client_id is taken.
-            return _rejected(item, _reused(item.client_id))
+            return self.rejected(item, _reused(item.client_id))
+
+    def rejected(self, item: _Item, problem: Problem) -> SyncResult:
+        if item.type == "session":
+            self.rejected_sessions.add(item.parsed.client_id)
+        elif item.type == "entry" and not problem.extra.get("retry"):
+            self.rejected_entries.add(item.parsed[1].client_id)
+        return _rejected(item, problem)
 
 
 def _rejected(item: _Item, problem: Problem) -> SyncResult:
@@ -380,15 +436,16 @@ def _apply_once(ctx: Context, settings: Settings, batch: SyncBatch, device_key: 
     for item in items:
         if item.problem is not None:
             results[item.index] = _rejected(item, item.problem)
-    for item in sorted(good, key=lambda i: i.sort_key):
+    ordered = sorted(good, key=lambda i: i.sort_key)
+    for item in (i for i in ordered if i.type == "session"):
+        results[item.index] = state.apply(item)
+    state.entries_in_bulk([i for i in ordered if i.type == "entry"], results)
+    for item in (i for i in ordered if i.type in ("retract", "session_end")):
         results[item.index] = state.apply(item)
     # Audit last, just before commit, so the chain's lock is held briefly.
-    for action, child_id, object_type, object_id in state.events:
-        audit.record(ctx, action, child_id=child_id, object_type=object_type,
-                     object_id=object_id)
-    for child_id in sorted(state.resent_children, key=str):
-        audit.record(ctx, "sync.resend", child_id=child_id, object_type="device",
-                     object_id=device.id)
+    audit.record_many(ctx, state.events + [
+        ("sync.resend", child_id, "device", device.id)
+        for child_id in sorted(state.resent_children, key=str)])
     ctx.db.commit()
     return SyncOut(device_id=device.id, received_at=received_at, clock_offset_ms=offset,
                    offline_until=offline_until(settings, device), results=results)
