@@ -156,3 +156,49 @@ def test_cut_at_random_points_and_resumed(world: World, app, visit, seed: int) -
     # and owes nothing.
     assert tablet.held() == {i["client_id"] for i in items}
     assert final_state(world)["entries"]
+
+
+def test_a_copy_stored_since_the_batch_looked_is_a_duplicate(world: World, app, visit,
+                                                              monkeypatch) -> None:  # noqa: ANN001
+    """What a concurrent copy does, made certain: the batch does not see what is already
+    stored (as if another request stored it after this one looked), so every insert meets
+    the unique constraints, and every item is still answered `duplicate` and stored once."""
+    from app.services import sync
+
+    tablet, items = visit
+    first = tablet.send(items).json()["results"]
+    state = assert_final_state(world, items, app)
+    monkeypatch.setattr(sync._Batch, "prefetch", lambda self, items: None)
+    again = tablet.send(items).json()["results"]
+    assert [x["status"] for x in again] == ["duplicate"] * len(items), \
+        [x["problem"] for x in again if x["problem"]]
+    assert [((x["entry"] or x["session"])["id"]) for x in again] == \
+        [((x["entry"] or x["session"])["id"]) for x in first]
+    assert assert_final_state(world, items, app) == state
+    # Some held, some new: the held ones are duplicates, the new ones land once.
+    more = recorded_visit(world, [world.board, mat_board(world)], entries=3, seed=9)
+    mixed = tablet.send(items[1:5] + more).json()["results"]
+    assert [x["status"] for x in mixed] == ["duplicate"] * 4 + ["created"] * len(more)
+    assert len(world.worker.get(f"/children/{world.child_id}/entries",
+                                params={"limit": 200}).json()["items"]) == 43
+
+
+def test_the_audit_chain_stays_whole(world: World, app, visit) -> None:  # noqa: ANN001
+    from sqlmodel import select
+
+    from app.core.db import new_session
+    from app.models.audit import AuditEvent
+    from app.services.audit import GENESIS_HASH, event_hash
+
+    tablet, items = visit
+    tablet.send(items)
+    tablet.send(items)
+    with new_session(app.state.engine) as db:
+        events = db.exec(select(AuditEvent).order_by(AuditEvent.id)).all()
+    prev = GENESIS_HASH
+    for event in events:
+        assert event.prev_hash == prev and event_hash(event) == event.hash
+        prev = event.hash
+    actions = [e.action for e in events]
+    assert actions.count("entry.create") >= 40 and actions.count("entry.retract") == 1
+    assert actions.count("sync.resend") == 1 and actions.count("session.end") == 1

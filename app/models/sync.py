@@ -141,9 +141,11 @@ class SyncBatch(ApiModel):
     sent_at: UtcDatetime | None = PydField(default=None, description="The tablet's clock "
                                            "when it sent the batch; the server records the "
                                            "difference to its own clock.")
-    items: list[Any] = PydField(description="`session`, `entry`, `session_end` and "
-                                "`retract` items; at most CHILDVOICE_SYNC_BATCH_MAX_ITEMS "
-                                "(500 by default).")
+    # 5000: the highest CHILDVOICE_SYNC_BATCH_MAX_ITEMS may be set to; the service checks
+    # the configured limit and says so in a problem document.
+    items: list[Any] = PydField(max_length=5000, description="`session`, `entry`, "
+                                "`session_end` and `retract` items; at most "
+                                "CHILDVOICE_SYNC_BATCH_MAX_ITEMS (500 by default).")
 
 
 class _SessionRef(ApiModel):
