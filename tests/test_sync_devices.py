@@ -1,6 +1,7 @@
 """Enrolled devices: the key is shown once and kept hashed, a sync needs the key and the
 worker's own staff token, and a revoked device is refused with nothing stored."""
 
+import uuid
 from datetime import datetime, timedelta, timezone
 
 from sqlmodel import func, select
@@ -32,7 +33,7 @@ def test_enrollment_shows_the_key_once_and_keeps_a_hash(world: World, app) -> No
     listed = world.worker.get("/devices").json()["items"]
     assert [d["id"] for d in listed] == [device["id"]] and "device_key" not in listed[0]
     with new_session(app.state.engine) as db:
-        row = db.get(Device, __import__("uuid").UUID(device["id"]))
+        row = db.get(Device, uuid.UUID(device["id"]))
         assert row.key_hash != device["device_key"] and device["device_key"] not in row.key_hash
     assert_problem(world.admin.post("/devices", json={"name": "admin tablet"}), 403)
     assert_problem(world.anonymous.post("/devices", json={"name": "x"}), 401)
