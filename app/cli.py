@@ -1,4 +1,4 @@
-"""The `childvoice` command: serve, migrate, create-user, demo."""
+"""The `childvoice` command: serve, migrate, create-user, demo, worker, audit, retention."""
 
 from __future__ import annotations
 
@@ -43,9 +43,13 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_create_user(args: argparse.Namespace, settings: Settings) -> int:
     from app.services.staff import add_user
 
+    from app.core.security import password_problem
+
     password = os.environ.get("CHILDVOICE_NEW_USER_PASSWORD") or getpass.getpass("Password: ")
-    if len(password) < 12:
-        print("The password must have at least 12 characters.", file=sys.stderr)
+    problem = password_problem(password, min_length=settings.password_min_length,
+                               email=args.email, full_name=args.name)
+    if problem:
+        print(problem, file=sys.stderr)
         return 2
     migrate(settings)
     engine = make_engine(settings.resolved_database_url)
@@ -59,7 +63,7 @@ def cmd_create_user(args: argparse.Namespace, settings: Settings) -> int:
                 db.flush()
             team_id = team.id
         user = add_user(db, PasswordHashing(settings), args.email, args.name, Role(args.role),
-                        team_id, password)
+                        team_id, password, settings.password_min_length)
         db.commit()
         print(f"created {user.role} {user.email} ({user.id})")
     engine.dispose()
@@ -90,6 +94,75 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    """The alert outbox worker: escalate overdue alerts, deliver webhooks."""
+    import time
+
+    from app.services.outbox import run_once
+
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        while True:
+            counts = run_once(engine, settings)
+            if args.once:
+                print(" ".join(f"{k}={v}" for k, v in counts.items()))
+                return 0
+            time.sleep(settings.outbox_poll_seconds)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        engine.dispose()
+
+
+def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
+    from app.services.audit import verify
+
+    anchor = None
+    if args.anchor:
+        try:
+            anchor_id, anchor_hash = args.anchor.split(":", 1)
+            anchor = (int(anchor_id), anchor_hash)
+        except ValueError:
+            print("--anchor is ID:HASH, as printed by an earlier verify", file=sys.stderr)
+            return 2
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        report = verify(engine, anchor)
+    finally:
+        engine.dispose()
+    if report.ok:
+        print(f"audit chain intact: {report.checked} events")
+        if report.head_id is not None:
+            print(f"head {report.head_id}:{report.head_hash}  (keep this; pass it as --anchor "
+                  "next time to catch removals from the end)")
+        return 0
+    print(f"AUDIT CHAIN BROKEN at event {report.broken_at} ({report.problem}): {report.detail}",
+          file=sys.stderr)
+    print(f"{report.checked} events before it verified", file=sys.stderr)
+    return 1
+
+
+def cmd_retention(args: argparse.Namespace, settings: Settings) -> int:
+    from app.services.retention import run
+
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        summary = run(engine, settings, apply=args.apply)
+    finally:
+        engine.dispose()
+    verb = "removed" if args.apply else "would remove"
+    for kind, item in summary.items():
+        if kind == "run_id":
+            continue
+        note = {"no_rule": " (no rule for this kind)",
+                "not_wired_yet": " (media store not wired in yet)"}.get(item["status"], "")
+        count = item["removed"] if args.apply else item["found"]
+        print(f"{kind}: {verb} {count} older than {item['days']} days{note}")
+    if args.apply:
+        print(f"recorded as retention run {summary['run_id']}; audit events are kept")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="childvoice", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -116,12 +189,36 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("demo", help="fill an empty database with synthetic demo data") \
         .set_defaults(func=cmd_demo)
+
+    worker = sub.add_parser(
+        "worker", help="escalate overdue safeguarding alerts and deliver webhook "
+        "notifications (each API process also runs this in the background)")
+    worker.add_argument("--once", action="store_true", help="one pass, then exit")
+    worker.set_defaults(func=cmd_worker)
+
+    audit_cmd = sub.add_parser("audit", help="the audit trail")
+    audit_sub = audit_cmd.add_subparsers(dest="audit_command", required=True)
+    verify = audit_sub.add_parser(
+        "verify", help="check the whole hash chain; names the first event that was "
+        "changed, deleted or reordered (exit 1)")
+    verify.add_argument("--anchor", metavar="ID:HASH",
+                        help="a head printed by an earlier verify, to catch removals from "
+                        "the end of the chain")
+    verify.set_defaults(func=cmd_audit_verify)
+
+    retention = sub.add_parser(
+        "retention", help="remove what is past its retention period (see the "
+        "CHILDVOICE_RETENTION_DAYS setting); audit events are never removed")
+    mode = retention.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--dry-run", action="store_true", help="only say what would go")
+    mode.add_argument("--apply", action="store_true", help="remove it, and record what went")
+    retention.set_defaults(func=cmd_retention)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, settings: Settings | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args, get_settings())
+    return args.func(args, settings or get_settings())
 
 
 if __name__ == "__main__":

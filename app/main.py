@@ -14,8 +14,9 @@ from app.core.db import make_engine, new_session
 from app.core.errors import install_error_handlers
 from app.core.middleware import RequestContextMiddleware
 from app.core.security import PasswordHashing, StaffTokens
-from app.routers import (auth, boards, children, consents, devices, entries, health, plans,
-                         sessions, staff, sync)
+from app.routers import (admin, alerts, audit_trail, auth, boards, children, consents,
+                         devices, entries, exports, health, plans, sessions, staff, sync)
+from app.services.outbox import OutboxWorker
 from app.services.staff import bootstrap_admin
 
 API_PREFIX = "/api/v1"
@@ -35,8 +36,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # collector from walking it again on every full collection (they cost ~100 ms
         # here, landing on whichever request happens to allocate at the time).
         gc.freeze()
-        yield
-        app.state.engine.dispose()
+        # The alert notification and escalation worker runs in every API process; the
+        # database coordinates them (see services/outbox.py).
+        worker = OutboxWorker(app.state.engine, settings) \
+            if settings.outbox_worker_enabled else None
+        app.state.outbox_worker = worker
+        if worker:
+            worker.start()
+        try:
+            yield
+        finally:
+            if worker:
+                await run_in_threadpool(worker.stop)
+            app.state.engine.dispose()
 
     app = FastAPI(
         title="childvoice",
@@ -54,7 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware)
 
     app.include_router(health.router)
-    for module in (auth, staff, children, consents, boards, sessions, entries, plans, devices,
-                   sync):
+    for module in (auth, staff, children, consents, boards, sessions, entries, plans, alerts,
+                   audit_trail, exports, admin, devices, sync):
         app.include_router(module.router, prefix=API_PREFIX)
     return app

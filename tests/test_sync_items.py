@@ -273,3 +273,25 @@ def test_a_consent_recorded_later_does_not_cover_earlier_words(world: World,
     results = tablet.send([session, earlier, now]).json()["results"]
     assert [x["status"] for x in results] == ["created", "rejected", "created"]
     _problem(results[1], 403, "consent-required")
+
+
+def test_a_safeguarding_signal_synced_offline_raises_one_alert(world: World,
+                                                              tablet: Tablet) -> None:
+    """The same rule as online: a marked symbol is kept (even with no consent covering it)
+    and raises exactly one alert, however often the batch is resent."""
+    from tests.test_trust_safeguarding import marked_board_body
+
+    board = world.admin.post("/boards", json=marked_board_body()).json()
+    world.worker.post(f"/consents/{world.consent['id']}/withdraw", json={"reason": "synthetic"})
+    session = _session_item(world, board_ids=[board["id"]])
+    at = (datetime.fromisoformat(session["started_at"]) + timedelta(minutes=1)).isoformat()
+    hurt = {"type": "entry", "session_client_id": session["client_id"]} | \
+        symbols_entry(board, ["hurt"], captured_at=at)
+    happy = {"type": "entry", "session_client_id": session["client_id"]} | \
+        symbols_entry(board, ["happy"], captured_at=at)
+    for _ in range(2):
+        results = tablet.send([session, hurt, happy]).json()["results"]
+    assert results[1]["status"] == "duplicate" and results[1]["entry"]["consent_id"] is None
+    _problem(results[2], 403, "consent-required")
+    alerts = world.worker.get("/alerts").json()["items"]
+    assert [a["entry_id"] for a in alerts] == [results[1]["entry"]["id"]]

@@ -1,7 +1,7 @@
 """offline-first sync: enrolled devices, sync receipts, offline sessions, retractions
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0004
 Create Date: 2026-11-26 06:43:31.002005
 """
 from typing import Sequence, Union
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 
 revision: str = '0003'
-down_revision: Union[str, None] = '0001'
+down_revision: Union[str, None] = '0004'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

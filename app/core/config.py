@@ -26,8 +26,20 @@ class Settings(BaseSettings):
         description="Signs staff tokens. When unset, a random key is made once and kept in "
         "data_dir/secret_key (fine for one machine; set it explicitly when scaling out).",
     )
-    access_token_minutes: int = 60
+    access_token_minutes: int = Field(default=15, description="Staff access tokens are "
+                                      "short-lived; a refresh token gets a new one.")
+    staff_session_hours: int = Field(default=12, description="How long one sign-in lasts "
+                                     "(refresh tokens stop working after it).")
     capture_token_hours: int = 6
+
+    # Sign-in throttling, per account and per client address, kept in the database.
+    signin_account_max_failures: int = 5
+    signin_address_max_failures: int = 20
+    signin_failure_window_minutes: int = 15
+    signin_lockout_minutes: int = Field(default=5, description="First lock-out; each "
+                                        "further failure doubles it, up to the maximum.")
+    signin_lockout_max_minutes: int = 24 * 60
+    password_min_length: int = 12
 
     # argon2id cost; the defaults are argon2-cffi's RFC 9106 low-memory profile.
     password_time_cost: int = 3
@@ -38,6 +50,38 @@ class Settings(BaseSettings):
     bootstrap_admin_password: str | None = None
     demo_password: str | None = Field(default=None, description="Password for the demo "
                                       "accounts; random when unset.")
+
+    # Where links in notifications point (the web app or API the council's staff use).
+    public_base_url: str = "http://127.0.0.1:8000"
+
+    # Safeguarding. A mat placement is a signal when a marked button, or a sensitive topic,
+    # is placed under one of the negative scale values (compared case-insensitively).
+    safeguarding_negative_scale_values: list[str] = [
+        "don't like", "do not like", "dont like", "no", "not ok", "not okay", "unhappy",
+        "sad", "scared", "bad", "hate"]
+    safeguarding_sensitive_topics: list[str] = [
+        "home", "bedtime", "bath time", "bathroom", "family", "touch", "secret", "secrets"]
+    alert_escalation_minutes: int = Field(default=120, description="An alert not "
+                                          "acknowledged in this time escalates to the manager.")
+    webhook_url: str | None = Field(default=None, description="The council's endpoint for "
+                                    "alert notifications; none are sent when unset.")
+    webhook_secret: str | None = Field(default=None, description="HMAC-SHA256 key for the "
+                                       "webhook signature; required with webhook_url.")
+    webhook_timeout_seconds: float = 10.0
+    webhook_max_attempts: int = 20
+    webhook_backoff_seconds: int = 30
+    webhook_backoff_max_seconds: int = 3600
+    outbox_worker_enabled: bool = Field(default=True, description="Run the delivery and "
+                                        "escalation worker inside each API process.")
+    outbox_poll_seconds: float = 15.0
+    outbox_lease_seconds: int = 120
+
+    # Retention in days, per kind. Audit events are never removed.
+    # photo/audio: media past this age (wired with the media store); webhook_delivery:
+    # delivered or failed notifications; sign_in: failed sign-in counters; staff_session:
+    # ended sign-ins and their refresh tokens.
+    retention_days: dict[str, int] = {"photo": 730, "audio": 730, "webhook_delivery": 90,
+                                      "sign_in": 30, "staff_session": 30}
 
     # Offline-first capture (issue 4).
     device_offline_hours: int = Field(default=72, ge=1, description="How long an enrolled "

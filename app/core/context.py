@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from sqlmodel import Session
 
 from app.models.capture import CaptureSession
-from app.models.staff import User
+from app.models.staff import StaffSession, User
 
 
 @dataclass
@@ -20,6 +20,8 @@ class Actor:
 
     user: User | None = None
     capture_session: CaptureSession | None = None
+    # The staff sign-in the access token belongs to (for sign-out).
+    staff_session: StaffSession | None = None
 
     @property
     def is_staff(self) -> bool:

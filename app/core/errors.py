@@ -71,6 +71,14 @@ class Conflict(Problem):
     status, slug, title = 409, "conflict", "Conflict"
 
 
+class TooManyRequests(Problem):
+    status, slug, title = 429, "too-many-requests", "Too many attempts"
+
+    def __init__(self, detail: str, *, retry_after: int, **kw: Any) -> None:
+        kw.setdefault("headers", {"Retry-After": str(max(retry_after, 1))})
+        super().__init__(detail, retry_after=max(retry_after, 1), **kw)
+
+
 class Invalid(Problem):
     """Input that parses but breaks a rule; names the offending fields in `errors`."""
 

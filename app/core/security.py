@@ -1,4 +1,5 @@
-"""Passwords (argon2id), staff access tokens (JWT) and capture tokens (opaque, hashed)."""
+"""Passwords (argon2id) and their policy, staff access tokens (short-lived JWT naming a
+revocable sign-in session), refresh tokens and capture tokens (opaque, stored hashed)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import jwt
 from argon2 import PasswordHasher, Type
@@ -16,8 +17,46 @@ from app.core.clock import utcnow
 from app.core.config import Settings
 
 CAPTURE_TOKEN_PREFIX = "cvc_"
+REFRESH_TOKEN_PREFIX = "cvr_"
 DEVICE_KEY_PREFIX = "cvd_"
 JWT_ALGORITHM = "HS256"
+
+# A short list of the most common long passwords and patterns; the policy also refuses
+# passwords built from the account's own email or name. (NCSC guidance: length and a
+# deny-list, no composition rules.)
+COMMON_PASSWORDS = frozenset({
+    "password1234", "password12345", "password123456", "passwordpassword", "123456789012",
+    "1234567890123", "12345678901234", "qwertyuiopasdf", "qwertyuiop123", "qwerty123456",
+    "iloveyou1234", "letmein12345", "welcome12345", "welcome123456", "administrator",
+    "changeme1234", "trustno1trustno1", "abcdefghijkl", "abc123abc123", "football1234",
+    "monkey123456", "sunshine1234", "princess1234", "childvoice123", "childvoice1234",
+    "socialworker", "socialworker1", "passw0rd1234", "p@ssw0rd1234", "p@ssword1234",
+})
+
+
+def password_problem(password: str, *, min_length: int, email: str | None = None,
+                     full_name: str | None = None) -> str | None:
+    """Why `password` is not acceptable, or None. Minimum policy: long enough, not a
+    common password, not one repeated character or sequence, not built from the
+    account's email or name."""
+    if len(password) < min_length:
+        return f"The password must have at least {min_length} characters."
+    if len(password) > 256:
+        return "The password must have at most 256 characters."
+    folded = password.casefold()
+    if folded in COMMON_PASSWORDS or len(set(folded)) < 4:
+        return "This password is too common or too easy to guess; choose a longer phrase."
+    words = []
+    if email:
+        words.append(email.split("@")[0].casefold())
+    if full_name:
+        words += [w.casefold() for w in full_name.split() if len(w) >= 4]
+    squashed = "".join(ch for ch in folded if ch.isalnum())
+    for word in words:
+        word = "".join(ch for ch in word if ch.isalnum())
+        if len(word) >= 4 and word in squashed and len(squashed) - len(word) < min_length:
+            return "The password must not be built from your email or name."
+    return None
 
 
 class PasswordHashing:
@@ -43,6 +82,7 @@ class PasswordHashing:
 @dataclass(frozen=True)
 class StaffClaims:
     user_id: uuid.UUID
+    session_id: uuid.UUID
     expires_at: datetime
 
 
@@ -50,27 +90,41 @@ class StaffTokens:
     def __init__(self, settings: Settings) -> None:
         self._key = settings.resolved_secret_key()
         self.lifetime = timedelta(minutes=settings.access_token_minutes)
+        self.session_lifetime = timedelta(hours=settings.staff_session_hours)
 
-    def issue(self, user_id: uuid.UUID) -> str:
+    def issue(self, user_id: uuid.UUID, session_id: uuid.UUID) -> str:
         now = utcnow()
-        return jwt.encode({"sub": str(user_id), "typ": "access", "iat": now,
-                           "exp": now + self.lifetime, "jti": secrets.token_hex(8)},
+        return jwt.encode({"sub": str(user_id), "sid": str(session_id), "typ": "access",
+                           "iat": now, "exp": now + self.lifetime,
+                           "jti": secrets.token_hex(8)},
                           self._key, algorithm=JWT_ALGORITHM)
 
     def read(self, token: str) -> StaffClaims | None:
         try:
+            # Times are checked against our clock (movable in tests), not PyJWT's.
             claims = jwt.decode(token, self._key, algorithms=[JWT_ALGORITHM],
-                                options={"require": ["sub", "exp", "typ"], "verify_exp": False})
+                                options={"require": ["sub", "sid", "exp", "typ"],
+                                         "verify_exp": False, "verify_iat": False,
+                                         "verify_nbf": False})
         except jwt.PyJWTError:
             return None
-        # Expiry is checked against our clock (movable in tests), not PyJWT's.
-        expires = datetime.fromtimestamp(claims["exp"], tz=utcnow().tzinfo)
+        expires = datetime.fromtimestamp(claims["exp"], tz=timezone.utc)
         if claims.get("typ") != "access" or expires <= utcnow():
             return None
         try:
-            return StaffClaims(uuid.UUID(claims["sub"]), expires)
-        except ValueError:
+            return StaffClaims(uuid.UUID(claims["sub"]), uuid.UUID(claims["sid"]), expires)
+        except (ValueError, TypeError, AttributeError):
             return None
+
+
+def new_refresh_token() -> tuple[str, str]:
+    """A fresh refresh token and the hash that is stored in its place."""
+    token = REFRESH_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    return token, hash_token(token)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def new_capture_token() -> tuple[str, str]:
@@ -80,7 +134,7 @@ def new_capture_token() -> tuple[str, str]:
 
 
 def hash_capture_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+    return hash_token(token)
 
 
 def is_capture_token(token: str) -> bool:

@@ -6,9 +6,12 @@ from app.models.capture import CaptureSession, VoiceEntry
 from app.models.child import Allocation, Child
 from app.models.consent import Consent
 from app.models.plan import PlanSection, PlanVersion
-from app.models.staff import Team, User
+from app.models.retention import RetentionRun
+from app.models.safeguarding import SafeguardingAlert, WebhookDelivery
+from app.models.staff import RefreshToken, SignInThrottle, StaffSession, Team, User
 from app.models.sync import Device, SyncReceipt
 
 __all__ = ["AuditEvent", "Allocation", "Board", "BoardVersion", "CaptureSession", "Child",
-           "Consent", "Device", "PlanSection", "PlanVersion", "SyncReceipt", "Team", "User",
-           "VoiceEntry"]
+           "Consent", "Device", "PlanSection", "PlanVersion", "RefreshToken", "RetentionRun",
+           "SafeguardingAlert", "SignInThrottle", "StaffSession", "SyncReceipt", "Team",
+           "User", "VoiceEntry", "WebhookDelivery"]

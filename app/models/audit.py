@@ -27,3 +27,20 @@ class AuditEvent(SQLModel, table=True):
     request_id: str | None = Field(default=None, max_length=64)
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64, unique=True)
+
+
+class AuditEventOut(SQLModel):
+    """An event of a child's trail as the team manager sees it."""
+
+    id: int
+    occurred_at: datetime
+    actor_type: str
+    actor_id: uuid.UUID | None
+    actor_role: str | None
+    actor_name: str | None = None
+    action: str
+    object_type: str | None
+    object_id: str | None
+    client_ip: str | None
+    user_agent: str | None
+    request_id: str | None

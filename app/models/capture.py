@@ -5,6 +5,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import ConfigDict, Field as PydField, model_validator
+from sqlalchemy import JSON, false, text
 from sqlmodel import Field, Index, SQLModel
 
 from app.models.board import BoardOut
@@ -66,6 +67,15 @@ class VoiceEntry(SQLModel, table=True):
     # Hash of the request as sent, so a resend of the same client_id can be told apart
     # from a different entry that reuses it.
     fingerprint: str = Field(max_length=64)
+    # Other people appear or are heard in it (a sibling in a photo, a parent's voice): it
+    # stays out of family-facing exports until a worker clears it.
+    other_people: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+    # Who, described by role ("younger sibling", "mum's voice"), never by name.
+    other_people_who: list[str] = Field(default_factory=list, sa_type=JSON, nullable=False,
+                                        sa_column_kwargs={"server_default": text("'[]'")})
+    family_cleared_at: datetime | None = utc_field(nullable=True)
+    family_cleared_by: uuid.UUID | None = Field(default=None, foreign_key="users.id")
+    family_clearance_reason: str | None = Field(default=None, max_length=2000)
     # Server clock minus the tablet's clock when the entry arrived in a sync batch.
     clock_offset_ms: int | None = None
     # A change of heart ("no, not that one"): the entry stays, marked retracted.
@@ -85,6 +95,18 @@ class SessionCreate(ApiModel):
     device: str | None = PydField(default=None, max_length=200)
 
 
+OtherPerson = Annotated[str, PydField(min_length=1, max_length=100)]
+OtherPeople = Annotated[list[OtherPerson], PydField(max_length=10)]
+
+
+def other_people_fields(value: bool | list[str] | None) -> tuple[bool, list[str]]:
+    """`other_people` as sent (true / a list / nothing) -> (present, who)."""
+    if isinstance(value, list):
+        who = list(dict.fromkeys(v.strip() for v in value if v.strip()))
+        return bool(who), who
+    return bool(value), []
+
+
 class _EntryBase(ApiModel):
     model_config = ConfigDict(extra="forbid")
     client_id: uuid.UUID = PydField(description="Made on the tablet; the idempotency key.")
@@ -95,6 +117,11 @@ class _EntryBase(ApiModel):
     topic: str | None = PydField(default=None, max_length=100)
     note: str | None = PydField(default=None, max_length=4000,
                                 description="The worker's note about this entry.")
+    other_people: bool | OtherPeople | None = PydField(
+        default=None,
+        description="Other people appear or are heard in this entry: true, or who by role "
+        "(e.g. [\"younger sibling\", \"mum's voice\"]; never a name). Such an entry stays out "
+        "of family-facing exports until a worker clears it.")
 
 
 class SymbolsEntryIn(_EntryBase):
@@ -237,9 +264,28 @@ class EntryOut(ApiModel):
     placements: list[PlacementOut] | None = None
     text: str | None = None
     created_by: uuid.UUID | None = None
+    other_people: bool = False
+    other_people_who: list[str] = PydField(default_factory=list)
+    family_cleared_at: datetime | None = None
+    family_cleared_by: uuid.UUID | None = None
+
     clock_offset_ms: int | None = PydField(default=None, description="Server clock minus the "
                                            "tablet's clock when the entry was synced.")
     retracted_at: datetime | None = PydField(default=None, description="When the child took "
                                              "this back (tablet clock); status is then "
                                              "`retracted` and it leaves the plan.")
     retracted_by: uuid.UUID | None = None
+
+
+class OtherPeopleUpdate(ApiModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"other_people": ["younger sibling"]}, {"other_people": False}]})
+    other_people: bool | OtherPeople = PydField(
+        description="true, false, or who by role (never a name). Changing it "
+        "takes back any clearance for family export.")
+
+
+class FamilyClearance(ApiModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"reason": "Sibling is in the background only; mum agreed it can be shared."}]})
+    reason: str = PydField(min_length=1, max_length=2000)

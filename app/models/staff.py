@@ -54,8 +54,9 @@ class UserCreate(ApiModel):
     full_name: str = PydField(min_length=1, max_length=200)
     role: Role
     team_id: uuid.UUID | None = None
-    password: str = PydField(min_length=12, max_length=256,
-                             description="At least 12 characters.")
+    password: str = PydField(min_length=1, max_length=256,
+                             description="At least 12 characters, not a common password, "
+                             "not built from the email or name (see the password policy).")
 
 
 class UserOut(ApiModel):
@@ -68,9 +69,64 @@ class UserOut(ApiModel):
     created_at: datetime
 
 
+class StaffSession(SQLModel, table=True):
+    """One sign-in: every access and refresh token names it, and each request checks that
+    it is not revoked (sign-out, sign-out everywhere, refresh-token reuse)."""
+
+    __tablename__ = "staff_sessions"
+    id: uuid.UUID = id_field()
+    user_id: uuid.UUID = Field(foreign_key="users.id", index=True)
+    created_at: datetime = utc_field(default_now=True)
+    expires_at: datetime = utc_field()
+    revoked_at: datetime | None = utc_field(nullable=True)
+    revoked_reason: str | None = Field(default=None, max_length=32)
+
+
+class RefreshToken(SQLModel, table=True):
+    """Refresh tokens rotate: each is used once. Only a hash is kept."""
+
+    __tablename__ = "refresh_tokens"
+    id: uuid.UUID = id_field()
+    session_id: uuid.UUID = Field(foreign_key="staff_sessions.id", index=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    issued_at: datetime = utc_field(default_now=True)
+    expires_at: datetime = utc_field()
+    used_at: datetime | None = utc_field(nullable=True)
+
+
+class SignInThrottle(SQLModel, table=True):
+    """Failed sign-ins counted per account and per client address, in the database so
+    every API process sees the same count. `key` is a hash: what was typed as an email
+    (sometimes a password by mistake) is never stored."""
+
+    __tablename__ = "sign_in_throttles"
+    key: str = Field(primary_key=True, max_length=80)  # "account:<sha256>" | "address:<sha256>"
+    failures: int = 0
+    first_failure_at: datetime = utc_field()
+    last_failure_at: datetime = utc_field()
+    locked_until: datetime | None = utc_field(nullable=True)
+
+
 class TokenOut(ApiModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
-        "access_token": "eyJhbGciOi...", "token_type": "bearer", "expires_in": 3600}]})
+        "access_token": "eyJhbGciOi...", "token_type": "bearer", "expires_in": 900,
+        "refresh_token": "cvr_...", "refresh_expires_in": 43200}]})
     access_token: str
     token_type: str = "bearer"
     expires_in: int
+    refresh_token: str | None = PydField(default=None, description="Use once at "
+                                         "/auth/refresh for a new pair.")
+    refresh_expires_in: int | None = None
+
+
+class RefreshIn(ApiModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"refresh_token": "cvr_3q2x…"}]})
+    refresh_token: str = PydField(min_length=1, max_length=200)
+
+
+class PasswordChange(ApiModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"current_password": "the old passphrase", "new_password": "a new long passphrase"}]})
+    current_password: str = PydField(min_length=1, max_length=256)
+    new_password: str = PydField(min_length=1, max_length=256)

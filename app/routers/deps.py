@@ -51,13 +51,22 @@ def get_context(request: Request, db: Annotated[Session, Depends(get_db)],
     if is_capture_token(token):
         actor = Actor(capture_session=capture.session_from_capture_token(db, token))
     else:
-        actor = Actor(user=staff.staff_from_token(db, request.app.state.tokens, token))
+        actor = staff.staff_from_token(db, request.app.state.tokens, token)
     return Context(db=db, actor=actor, client_ip=request.client.host if request.client else None,
                    user_agent=request.headers.get("user-agent"),
                    request_id=getattr(request.state, "request_id", None))
 
 
+def get_anonymous_context(request: Request,
+                          db: Annotated[Session, Depends(get_db)]) -> Context:
+    """The request's facts for endpoints used before signing in (sign-in, refresh)."""
+    return Context(db=db, actor=Actor(), client_ip=request.client.host if request.client else None,
+                   user_agent=request.headers.get("user-agent"),
+                   request_id=getattr(request.state, "request_id", None))
+
+
 Ctx = Annotated[Context, Depends(get_context)]
+AnonCtx = Annotated[Context, Depends(get_anonymous_context)]
 AppSettings = Annotated[Settings, Depends(get_settings)]
 DeviceKey = Annotated[str | None, Depends(_device_key)]
 

@@ -3,7 +3,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from app.models.capture import EntryKind, EntryOut, Source
+from app.models.capture import (EntryKind, EntryOut, FamilyClearance, OtherPeopleUpdate,
+                                Source)
 from app.models.common import Page, UtcDatetime
 from app.routers.deps import Ctx, Paging
 from app.services import capture
@@ -28,3 +29,15 @@ def list_entries(child_id: uuid.UUID, ctx: Ctx, page: Paging,
 @router.get("/entries/{entry_id}", response_model=EntryOut, summary="One voice entry")
 def get_entry(entry_id: uuid.UUID, ctx: Ctx) -> EntryOut:
     return capture.get_entry(ctx, entry_id)
+
+
+@router.put("/entries/{entry_id}/other-people", response_model=EntryOut,
+            summary="Record that other people appear or are heard in an entry (worker)")
+def set_other_people(entry_id: uuid.UUID, data: OtherPeopleUpdate, ctx: Ctx) -> EntryOut:
+    return capture.set_other_people(ctx, entry_id, data)
+
+
+@router.post("/entries/{entry_id}/family-clearance", response_model=EntryOut,
+             summary="Clear an entry with other people in it for family-facing exports")
+def clear_for_family(entry_id: uuid.UUID, data: FamilyClearance, ctx: Ctx) -> EntryOut:
+    return capture.clear_for_family(ctx, entry_id, data)

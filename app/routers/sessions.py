@@ -49,8 +49,8 @@ def session_entries(session_id: uuid.UUID, ctx: Ctx, page: Paging) -> dict:
                               "client_id was sent before; the stored entry is returned."}})
 def add_entry(session_id: uuid.UUID,
               data: Annotated[EntryIn, Body(openapi_examples=ENTRY_EXAMPLES)],
-              ctx: Ctx, response: Response) -> EntryOut:
-    entry, created = capture.add_entry(ctx, session_id, data)
+              ctx: Ctx, response: Response, settings: AppSettings) -> EntryOut:
+    entry, created = capture.add_entry(ctx, session_id, data, settings)
     if not created:
         response.status_code = status.HTTP_200_OK
     return entry

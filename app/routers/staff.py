@@ -1,7 +1,7 @@
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Request, Response, status
 
 from app.models.common import Page
-from app.models.staff import TeamCreate, TeamOut, UserCreate, UserOut
+from app.models.staff import PasswordChange, TeamCreate, TeamOut, UserCreate, UserOut
 from app.routers.deps import Ctx, Paging
 from app.services import access, staff
 
@@ -16,7 +16,15 @@ def me(ctx: Ctx) -> UserOut:
 @router.post("/users", response_model=UserOut, status_code=status.HTTP_201_CREATED,
              summary="Add a staff user (admin)")
 def create_user(request: Request, data: UserCreate, ctx: Ctx) -> UserOut:
-    return staff.create_user(ctx, request.app.state.hashing, data)
+    return staff.create_user(ctx, request.app.state.hashing, data,
+                             request.app.state.settings.password_min_length)
+
+
+@router.post("/users/me/password", status_code=status.HTTP_204_NO_CONTENT,
+             summary="Change your password; your other sign-ins are signed out")
+def change_password(request: Request, data: PasswordChange, ctx: Ctx) -> Response:
+    staff.change_password(ctx, request.app.state.hashing, request.app.state.settings, data)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/users", response_model=Page[UserOut], summary="List staff users (admin)")

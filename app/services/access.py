@@ -4,6 +4,8 @@
 - A team manager: reads every child of their team, and allocates; no capture or edits.
 - An admin: users, teams and the board library; a child's content only when allocated.
 - A capture token (child mode): its own session's boards and new entries, nothing else.
+- Safeguarding alerts: the allocated worker and the team manager, and no one else.
+- Oversight (a child's audit trail, subject access exports): the team manager.
 - An enrolled device (a tablet syncing what it captured offline): the device key together
   with a staff token of the worker it is enrolled to, until it is revoked. Its worker, their
   team manager and admins may see and revoke it.
@@ -35,6 +37,8 @@ class Need(str, Enum):
     read = "read"            # see the child's record, entries and plan
     write = "write"          # change the record: consents, sessions, entries, plan
     allocate = "allocate"    # choose who holds the child
+    safeguard = "safeguard"  # see and acknowledge the child's safeguarding alerts
+    oversee = "oversee"      # the child's audit trail, subject access export
 
 
 def current_allocation(db: Session, child_id: uuid.UUID) -> Allocation | None:
@@ -59,14 +63,20 @@ def _may(db: Session, user: User, child: Child, need: Need) -> bool:
         return True  # seeing it is enough, checked before
     if need is Need.write:
         return holder
-    if need is Need.allocate:
-        return user.role == Role.team_manager and child.team_id == user.team_id
+    manages = user.role == Role.team_manager and child.team_id == user.team_id
+    if need in (Need.allocate, Need.oversee):
+        return manages
+    if need is Need.safeguard:
+        return holder or manages
     return False
 
 
 _DENIED = {
     Need.write: "Only the worker allocated to this child can change their record.",
     Need.allocate: "Only a manager of the child's team can allocate a worker.",
+    Need.safeguard: "Only the allocated worker and the team manager see this child's "
+                    "safeguarding alerts.",
+    Need.oversee: "Only a manager of the child's team can do this.",
 }
 
 
@@ -75,6 +85,19 @@ def require_staff(actor: Actor) -> User:
         raise Forbidden("A capture token can only read its own session's boards and add "
                         "entries to its session.", slug="capture-token-scope")
     return actor.user
+
+
+def require_admin(actor: Actor) -> User:
+    user = require_staff(actor)
+    if user.role != Role.admin:
+        raise Forbidden("Only an admin can do this.")
+    return user
+
+
+def safeguarding_children_clause(user: User):  # noqa: ANN201 - a SQL expression
+    """Children whose safeguarding alerts `user` may see: held by them, or of the team
+    they manage (the same people as Need.safeguard)."""
+    return visible_child_ids_clause(user)
 
 
 def child_for(ctx: Context, child_id: uuid.UUID, need: Need) -> Child:

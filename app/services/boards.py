@@ -10,7 +10,7 @@ from app.core.context import Context
 from app.core.errors import Invalid, NotFound
 from app.core.pagination import paginate
 from app.models.board import Board, BoardOut, BoardSummary, BoardVersion, BoardWrite
-from app.services import access
+from app.services import access, audit
 
 BOARD_NOT_FOUND = "No board with this id is visible to you."
 
@@ -76,6 +76,11 @@ def read_board(ctx: Context, board_id: uuid.UUID, version: int | None = None) ->
     if found is None:
         raise NotFound(f"This board has no version {version}; its latest is "
                        f"{board.latest_version}.")
+    if board.owner_child_id is not None:
+        # A child's own board (photos of their people and places) is their data.
+        audit.record(ctx, "board.read", child_id=board.owner_child_id, object_type="board",
+                     object_id=board.id)
+        ctx.db.commit()
     return board_out(board, found)
 
 
@@ -92,6 +97,10 @@ def replace_board(ctx: Context, board_id: uuid.UUID, data: BoardWrite) -> BoardO
                            content=_content(data), created_by=ctx.user.id)
     ctx.db.add(locked)
     ctx.db.add(version)
+    if locked.owner_child_id is not None:
+        ctx.db.flush()
+        audit.record(ctx, "board.update", child_id=locked.owner_child_id, object_type="board",
+                     object_id=locked.id)
     ctx.db.commit()
     return board_out(locked, version)
 

@@ -20,10 +20,11 @@ from app.core.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from app.core.pagination import paginate
 from app.core.security import hash_capture_token, new_capture_token
 from app.models.board import BoardVersion
-from app.models.capture import (CaptureSession, EntryIn, EntryOut, MatEntryIn, SessionBoardsOut,
-                                SessionCreate, SessionOut, SymbolsEntryIn, VoiceEntry)
+from app.models.capture import (CaptureSession, EntryIn, EntryOut, FamilyClearance, MatEntryIn,
+                                OtherPeopleUpdate, SessionBoardsOut, SessionCreate, SessionOut,
+                                SymbolsEntryIn, VoiceEntry, other_people_fields)
 from app.models.child import Child
-from app.services import access, audit, boards, consent
+from app.services import access, audit, boards, consent, safeguarding
 from app.services.access import Need
 
 ENTRY_NOT_FOUND = "No entry with this id is visible to you."
@@ -142,6 +143,9 @@ def entry_out(entry: VoiceEntry) -> EntryOut:
                     received_at=entry.received_at, status=entry.status, prompt=entry.prompt,
                     topic=entry.topic, note=entry.note, board_id=entry.board_id,
                     board_version=entry.board_version, created_by=entry.created_by,
+                    other_people=entry.other_people, other_people_who=entry.other_people_who,
+                    family_cleared_at=entry.family_cleared_at,
+                    family_cleared_by=entry.family_cleared_by,
                     clock_offset_ms=entry.clock_offset_ms, retracted_at=entry.retracted_at,
                     retracted_by=entry.retracted_by, **entry.content)
 
@@ -152,8 +156,9 @@ def fingerprint(data: EntryIn) -> str:
 
 
 def _board_content(db: Session, session: CaptureSession, data: SymbolsEntryIn | MatEntryIn,
-                   lookups: Lookups | None = None) -> dict[str, Any]:
-    """The chosen buttons as they were on that exact board version, or 422 saying why."""
+                   lookups: Lookups | None = None) -> tuple[dict[str, Any], dict[str, dict]]:
+    """The chosen buttons as they were on that exact board version, or 422 saying why;
+    with that version's buttons by id."""
     if str(data.board_id) not in {ref["board_id"] for ref in session.boards}:
         raise Invalid("board_id is not one of the boards offered in this session",
                       field=["body", "board_id"])
@@ -177,13 +182,13 @@ def _board_content(db: Session, session: CaptureSession, data: SymbolsEntryIn | 
             b = button(button_id, ["body", "button_ids", i])
             choices.append({"button_id": button_id, "label": b.get("label"),
                             "vocalization": b.get("vocalization")})
-        return {"choices": choices}
+        return {"choices": choices}, buttons
     placements = []
     for i, p in enumerate(data.placements):
         b = button(p.button_id, ["body", "placements", i, "button_id"])
         placements.append({"button_id": p.button_id, "label": b.get("label"),
                            "scale_value": p.scale_value})
-    return {"scale": list(data.scale), "placements": placements}
+    return {"scale": list(data.scale), "placements": placements}, buttons
 
 
 def _stored(db: Session, client_id: uuid.UUID) -> VoiceEntry | None:
@@ -198,16 +203,27 @@ def _same_or_conflict(existing: VoiceEntry, session_id: uuid.UUID, print_: str) 
     return existing
 
 
-def add_entry(ctx: Context, session_id: uuid.UUID, data: EntryIn) -> tuple[EntryOut, bool]:
+def add_entry(ctx: Context, session_id: uuid.UUID, data: EntryIn,
+              settings: Settings) -> tuple[EntryOut, bool]:
     """Store an entry once. Returns it and whether this call created it; a resend of the
-    same entry (same client_id, same content) answers the stored one."""
+    same entry (same client_id, same content) answers the stored one.
+
+    An entry with a safeguarding signal raises one alert, and is kept even when no consent
+    covers its capture: keeping a child safe never waits for consent. Such an entry names
+    no consent, so it reaches neither the plan nor a family-facing export."""
     session = access.session_for(ctx, session_id, Need.write)
-    entry, created = store_entry(ctx, session, data)
-    if created:
-        audit.record(ctx, "entry.create", child_id=session.child_id, object_type="entry",
+    entry, created, signals = store_entry(ctx, settings, session, data)
+    if not created:
+        audit.record(ctx, "entry.resend", child_id=entry.child_id, object_type="entry",
                      object_id=entry.id)
+        ctx.db.commit()
+        return entry_out(entry), False
+    if signals:
+        safeguarding.raise_alert(ctx, settings, entry, signals)
+    audit.record(ctx, "entry.create", child_id=session.child_id, object_type="entry",
+                 object_id=entry.id)
     ctx.db.commit()
-    return entry_out(entry), created
+    return entry_out(entry), True
 
 
 _LOOK_IT_UP: Any = object()
@@ -232,35 +248,49 @@ class Lookups:
         return self.consents[child_id]
 
 
-def prepare_entry(ctx: Context, session: CaptureSession, data: EntryIn, *,
+Signals = list[dict[str, Any]]
+
+
+def prepare_entry(ctx: Context, settings: Settings, session: CaptureSession, data: EntryIn, *,
                   stored: VoiceEntry | None = _LOOK_IT_UP, received_at: datetime | None = None,
                   clock_offset_ms: int | None = None,
-                  lookups: Lookups | None = None) -> tuple[VoiceEntry, bool]:
+                  lookups: Lookups | None = None) -> tuple[VoiceEntry, bool, Signals]:
     """The rules every entry passes however it arrives (`POST /sessions/{id}/entries` or a
     sync batch): idempotency by client_id, child mode's scope, the exact board version,
-    consent at `captured_at`. The caller has checked access to `session`; `stored` is the
-    entry already held under this client_id when the caller looked it up in bulk.
+    safeguarding signals, consent at `captured_at`. The caller has checked access to
+    `session`; `stored` is the entry already held under this client_id when the caller
+    looked it up in bulk.
 
     Returns the stored entry and False for a resend of it (409 for a client_id reused for
-    other words), or a new entry, built but not added to the database, and True."""
+    other words), or a new entry, built but not added to the database, and True; with the
+    safeguarding signals of a new entry, for which the caller raises an alert once it is
+    stored. An entry with a signal is kept even when no consent covers its capture."""
     if data.kind == "observation" and not ctx.actor.is_staff:
         raise Forbidden("Observations are the worker's; child mode cannot add them.",
                         slug="capture-token-scope")
     print_ = fingerprint(data)
     existing = _stored(ctx.db, data.client_id) if stored is _LOOK_IT_UP else stored
     if existing is not None:
-        return _same_or_conflict(existing, session.id, print_), False
+        return _same_or_conflict(existing, session.id, print_), False, []
 
     content: dict[str, Any] = {}
     board_id = board_version = None
+    signals: Signals = []
     if isinstance(data, (SymbolsEntryIn, MatEntryIn)):
-        content = _board_content(ctx.db, session, data, lookups)
+        content, buttons = _board_content(ctx.db, session, data, lookups)
         board_id, board_version = data.board_id, data.board_version
+        signals = safeguarding.detect(settings, data.kind, content, buttons)
     else:
         content = {"text": data.text}
-    allowed_by = consent.consent_for_capture(
-        ctx.db, session.child_id, data.kind, data.captured_at,
-        known=lookups.live_consents(ctx.db, session.child_id) if lookups else None)
+    try:
+        allowed_by = consent.consent_for_capture(
+            ctx.db, session.child_id, data.kind, data.captured_at,
+            known=lookups.live_consents(ctx.db, session.child_id) if lookups else None)
+    except Forbidden:
+        if not signals:
+            raise
+        allowed_by = None  # kept for safeguarding; no consent, so no use beyond it
+    has_others, others = other_people_fields(data.other_people)
     entry = VoiceEntry(client_id=data.client_id, child_id=session.child_id,
                        session_id=session.id, kind=data.kind, source=data.source,
                        captured_at=data.captured_at, received_at=received_at or utcnow(),
@@ -268,17 +298,19 @@ def prepare_entry(ctx: Context, session: CaptureSession, data: EntryIn, *,
                        consent_id=allowed_by.id if allowed_by else None, board_id=board_id,
                        board_version=board_version, content=content,
                        created_by=ctx.actor.user.id if ctx.actor.user else None,
-                       fingerprint=print_, clock_offset_ms=clock_offset_ms)
-    return entry, True
+                       fingerprint=print_, other_people=has_others, other_people_who=others,
+                       clock_offset_ms=clock_offset_ms)
+    return entry, True, signals
 
 
-def store_entry(ctx: Context, session: CaptureSession, data: EntryIn,
-                **kw: Any) -> tuple[VoiceEntry, bool]:
+def store_entry(ctx: Context, settings: Settings, session: CaptureSession, data: EntryIn,
+                **kw: Any) -> tuple[VoiceEntry, bool, Signals]:
     """prepare_entry, then add a new entry (flushed, in a savepoint); a concurrent request
-    that stored the same client_id first makes this a resend. Neither audits nor commits."""
-    entry, new = prepare_entry(ctx, session, data, **kw)
+    that stored the same client_id first makes this a resend. Neither raises the alert,
+    audits nor commits: the caller does, last."""
+    entry, new, signals = prepare_entry(ctx, settings, session, data, **kw)
     if not new:
-        return entry, False
+        return entry, False, []
     try:
         with ctx.db.begin_nested():
             ctx.db.add(entry)
@@ -287,8 +319,8 @@ def store_entry(ctx: Context, session: CaptureSession, data: EntryIn,
         existing = _stored(ctx.db, data.client_id)
         if existing is None:
             raise
-        return _same_or_conflict(existing, session.id, entry.fingerprint), False
-    return entry, True
+        return _same_or_conflict(existing, session.id, entry.fingerprint), False, []
+    return entry, True, signals
 
 
 def retract_entry(ctx: Context, entry: VoiceEntry, retracted_at: datetime) -> bool:
@@ -350,16 +382,54 @@ def list_entries(ctx: Context, child_id: uuid.UUID, *, kind: str | None, topic: 
     return page
 
 
-def get_entry(ctx: Context, entry_id: uuid.UUID) -> EntryOut:
+def _entry_for(ctx: Context, entry_id: uuid.UUID, need: Need) -> VoiceEntry:
     access.require_staff(ctx.actor)
     entry = ctx.db.get(VoiceEntry, entry_id)
     if entry is None:
         raise NotFound(ENTRY_NOT_FOUND)
     try:
-        access.child_for(ctx, entry.child_id, Need.read)
+        access.child_for(ctx, entry.child_id, need)
     except NotFound:
         raise NotFound(ENTRY_NOT_FOUND) from None
+    return entry
+
+
+def get_entry(ctx: Context, entry_id: uuid.UUID) -> EntryOut:
+    entry = _entry_for(ctx, entry_id, Need.read)
     audit.record(ctx, "entry.read", child_id=entry.child_id, object_type="entry",
+                 object_id=entry.id)
+    ctx.db.commit()
+    return entry_out(entry)
+
+
+def set_other_people(ctx: Context, entry_id: uuid.UUID, data: OtherPeopleUpdate) -> EntryOut:
+    """Record (or correct) that other people appear or are heard in an entry. Any change
+    takes back an earlier clearance for family export: it cleared something else."""
+    entry = _entry_for(ctx, entry_id, Need.write)
+    present, who = other_people_fields(data.other_people)
+    if (present, who) != (entry.other_people, list(entry.other_people_who)):
+        entry.other_people, entry.other_people_who = present, who
+        entry.family_cleared_at = entry.family_cleared_by = None
+        entry.family_clearance_reason = None
+        ctx.db.add(entry)
+    audit.record(ctx, "entry.other_people", child_id=entry.child_id, object_type="entry",
+                 object_id=entry.id)
+    ctx.db.commit()
+    return entry_out(entry)
+
+
+def clear_for_family(ctx: Context, entry_id: uuid.UUID, data: FamilyClearance) -> EntryOut:
+    """The allocated worker clears an entry with other people in it for family-facing
+    exports (e.g. the other person agreed, or cannot be identified)."""
+    entry = _entry_for(ctx, entry_id, Need.write)
+    if not entry.other_people:
+        raise Conflict("No other people are recorded in this entry; there is nothing to "
+                       "clear.", slug="nothing-to-clear")
+    entry.family_cleared_at = utcnow()
+    entry.family_cleared_by = ctx.user.id
+    entry.family_clearance_reason = data.reason
+    ctx.db.add(entry)
+    audit.record(ctx, "entry.family_clear", child_id=entry.child_id, object_type="entry",
                  object_id=entry.id)
     ctx.db.commit()
     return entry_out(entry)

@@ -8,17 +8,24 @@ is never a gate on keeping a child safe.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime, time, timezone
 
 from sqlmodel import Session, select
 
 from app.core.clock import utcnow
 from app.core.context import Context
-from app.core.errors import Conflict, Forbidden, NotFound
+from app.core.errors import Conflict, Forbidden, Invalid, NotFound
 from app.core.pagination import paginate
-from app.models.consent import Consent, ConsentCreate, ConsentOut, ConsentWithdraw, Scope
+from app.models.capture import VoiceEntry
+from app.models.child import Allocation, Child
+from app.models.consent import (Consent, ConsentCreate, ConsentOut, ConsentReview,
+                                ConsentReviewDue, ConsentWithdraw, EffectiveConsentOut,
+                                ReviewReasonOut, ReviewsDueOut, Scope, ScopePermission)
+from app.models.staff import Role
 from app.services import access, audit
 from app.services.access import Need
+
+CONSENT_NOT_FOUND = "No consent with this id is visible to you."
 
 # Which consent scope a capture of each kind needs. An observation is the worker's own
 # professional record, kept under the council's public task, so it needs no capture
@@ -50,11 +57,22 @@ def live_consents(db: Session, child_id: uuid.UUID) -> list[Consent]:
                                               Consent.withdrawn_at.is_(None))))
 
 
+def child_dissented(consent: Consent) -> bool:
+    return consent.child_assent == "dissented"
+
+
+def permits(consent: Consent, at: datetime | None = None) -> bool:
+    """The effective permission of one consent at a moment: it allows anything only while
+    active and only if the child did not dissent. The child's "no" (including a
+    non-verbal one) is respected even when an adult agreed."""
+    return status(consent, at) == "active" and not child_dissented(consent)
+
+
 def _covering(db: Session, child_id: uuid.UUID, scope: Scope, at: datetime,
               known: list[Consent] | None = None) -> list[Consent]:
     consents = live_consents(db, child_id) if known is None else known
     return [c for c in consents if c.withdrawn_at is None and scope.value in c.scopes
-            and status(c, at) == "active"]
+            and permits(c, at)]
 
 
 def consent_for_capture(db: Session, child_id: uuid.UUID, kind: str, captured_at: datetime,
@@ -70,7 +88,8 @@ def consent_for_capture(db: Session, child_id: uuid.UUID, kind: str, captured_at
         if not candidates:
             raise Forbidden(
                 f"No active consent covers '{scope.value}' for this child at {captured_at.isoformat()}. "
-                f"Record a consent with the '{scope.value}' scope before capturing {kind}.",
+                f"Record a consent with the '{scope.value}' scope before capturing {kind} (a "
+                f"consent the child dissented from allows nothing).",
                 slug="consent-required", title="Consent required", missing_scope=scope.value)
     if not candidates:
         return None
@@ -79,27 +98,91 @@ def consent_for_capture(db: Session, child_id: uuid.UUID, kind: str, captured_at
     return candidates[0]
 
 
-def plan_consent_ids(db: Session, child_id: uuid.UUID) -> set[uuid.UUID]:
-    """Consents under which an entry may be shown in the plan now: not withdrawn, covering
-    `plan`. (An expired consent stops new captures; it does not pull past words out.)"""
+def use_consent_ids(db: Session, child_id: uuid.UUID, scope: Scope) -> set[uuid.UUID]:
+    """Consents under which an entry may be used for `scope` now: not withdrawn, covering
+    the scope, and not dissented from by the child. An entry's use follows the consent
+    that allowed it *now*, so a withdrawal takes its entries out at once. (An expired
+    consent stops new captures; it does not pull past words out.)"""
     consents = db.exec(select(Consent).where(Consent.child_id == child_id,
                                              Consent.withdrawn_at.is_(None))).all()
-    return {c.id for c in consents if Scope.plan.value in c.scopes}
+    return {c.id for c in consents if scope.value in c.scopes and not child_dissented(c)}
+
+
+def plan_consent_ids(db: Session, child_id: uuid.UUID) -> set[uuid.UUID]:
+    """Consents under which an entry may be shown in the plan now."""
+    return use_consent_ids(db, child_id, Scope.plan)
+
+
+def family_share_consent_ids(db: Session, child_id: uuid.UUID) -> set[uuid.UUID]:
+    """Consents under which an entry may go into a family-facing export now."""
+    return use_consent_ids(db, child_id, Scope.share_family)
+
+
+def family_withheld_reason(entry: VoiceEntry, share_ids: set[uuid.UUID]) -> str | None:
+    """Why an entry may not go into a family-facing export now, or None if it may.
+    `share_ids` is family_share_consent_ids() for the entry's child."""
+    if entry.status != "active":
+        return "not_active"
+    if entry.consent_id not in share_ids:
+        return "no_share_family_consent"
+    if entry.other_people and entry.family_cleared_at is None:
+        return "other_people_not_cleared"
+    return None
+
+
+def effective(ctx: Context, child_id: uuid.UUID) -> EffectiveConsentOut:
+    """What is allowed for this child right now, scope by scope, and under which consents."""
+    child = access.child_for(ctx, child_id, Need.read)
+    at = utcnow()
+    consents = ctx.db.exec(select(Consent).where(Consent.child_id == child.id,
+                                                 Consent.withdrawn_at.is_(None))).all()
+    scopes = []
+    for scope in Scope:
+        ids = [c.id for c in consents if scope.value in c.scopes and permits(c, at)]
+        scopes.append(ScopePermission(scope=scope, capture_allowed=bool(ids), consent_ids=ids))
+    audit.record(ctx, "consent.effective", child_id=child.id, object_type="child",
+                 object_id=child.id)
+    ctx.db.commit()
+    return EffectiveConsentOut(child_id=child.id, at=at, scopes=scopes)
 
 
 # --- recording consents --------------------------------------------------------------
 
 def consent_out(consent: Consent) -> ConsentOut:
-    return ConsentOut(**consent.model_dump(), status=status(consent))
+    return ConsentOut(**consent.model_dump(), status=status(consent), permits=permits(consent))
+
+
+def sixteenth_birthday(date_of_birth: date) -> datetime:
+    """Midnight UTC on the day the child turns 16 (29 February births: 1 March)."""
+    try:
+        day = date_of_birth.replace(year=date_of_birth.year + 16)
+    except ValueError:
+        day = date(date_of_birth.year + 16, 3, 1)
+    return datetime.combine(day, time.min, tzinfo=timezone.utc)
 
 
 def record_consent(ctx: Context, child_id: uuid.UUID, data: ConsentCreate) -> ConsentOut:
     child = access.child_for(ctx, child_id, Need.write)
+    valid_from = data.valid_from or utcnow()
+    if data.given_by == "best_interests" and valid_from < sixteenth_birthday(child.date_of_birth):
+        raise Invalid("A best-interests decision under the Mental Capacity Act applies to a "
+                      "young person of 16 or more; for a younger child record the consent of "
+                      "a parent or carer with parental responsibility (or the child's own).",
+                      field=["body", "given_by"])
+    if data.given_by != "parent_or_carer" and (data.giver_name or data.relationship):
+        raise Invalid("giver_name and relationship are for a parent or carer's consent",
+                      field=["body", "giver_name" if data.giver_name else "relationship"])
+    if data.given_by != "best_interests" and (data.decision_maker or data.decision_reason):
+        raise Invalid("decision_maker and decision_reason are for a best-interests decision",
+                      field=["body", "decision_maker" if data.decision_maker
+                             else "decision_reason"])
     consent = Consent(child_id=child.id, given_by=data.given_by, giver_name=data.giver_name,
-                      relationship=data.relationship,
+                      relationship=data.relationship, decision_maker=data.decision_maker,
+                      decision_reason=data.decision_reason,
                       scopes=sorted({s.value for s in data.scopes}), method=data.method,
-                      child_assent=data.child_assent, valid_from=data.valid_from or utcnow(),
-                      valid_until=data.valid_until, notes=data.notes, recorded_by=ctx.user.id)
+                      child_assent=data.child_assent, assent_signs=data.assent_signs,
+                      valid_from=valid_from, valid_until=data.valid_until, notes=data.notes,
+                      recorded_by=ctx.user.id)
     ctx.db.add(consent)
     ctx.db.flush()
     audit.record(ctx, "consent.create", child_id=child.id, object_type="consent",
@@ -118,15 +201,20 @@ def list_consents(ctx: Context, child_id: uuid.UUID, limit: int, cursor: str | N
     return page
 
 
-def withdraw_consent(ctx: Context, consent_id: uuid.UUID, data: ConsentWithdraw) -> ConsentOut:
+def _consent_for(ctx: Context, consent_id: uuid.UUID, need: Need) -> Consent:
     access.require_staff(ctx.actor)
     consent = ctx.db.get(Consent, consent_id)
     if consent is None:
-        raise NotFound("No consent with this id is visible to you.")
+        raise NotFound(CONSENT_NOT_FOUND)
     try:
-        access.child_for(ctx, consent.child_id, Need.write)
+        access.child_for(ctx, consent.child_id, need)
     except NotFound:
-        raise NotFound("No consent with this id is visible to you.") from None
+        raise NotFound(CONSENT_NOT_FOUND) from None
+    return consent
+
+
+def withdraw_consent(ctx: Context, consent_id: uuid.UUID, data: ConsentWithdraw) -> ConsentOut:
+    consent = _consent_for(ctx, consent_id, Need.write)
     if consent.withdrawn_at is not None:
         raise Conflict("This consent was already withdrawn.", withdrawn_at=consent.withdrawn_at.isoformat())
     consent.withdrawn_at = utcnow()
@@ -134,6 +222,88 @@ def withdraw_consent(ctx: Context, consent_id: uuid.UUID, data: ConsentWithdraw)
     consent.withdrawal_reason = data.reason
     ctx.db.add(consent)
     audit.record(ctx, "consent.withdraw", child_id=consent.child_id, object_type="consent",
+                 object_id=consent.id)
+    ctx.db.commit()
+    return consent_out(consent)
+
+
+# --- reviews ---------------------------------------------------------------------------
+
+def review_reasons(consent: Consent, child: Child, allocations: list[Allocation],
+                   at: datetime) -> list[ReviewReasonOut]:
+    """Why this consent needs a worker to look at it again, if it does:
+
+    - expired: its valid_until has passed (and it was not reviewed since);
+    - turned_16_parent_consent: the child is 16 or over and this consent rests on a
+      parent's or carer's decision alone (not reviewed since the birthday);
+    - worker_changed: a different worker has been allocated since it was recorded or last
+      reviewed (the first allocation of a child is not a change).
+    """
+    if consent.withdrawn_at is not None:
+        return []
+    reasons = []
+    reviewed = consent.reviewed_at
+    if consent.valid_until is not None and consent.valid_until <= at and \
+            (reviewed is None or reviewed < consent.valid_until):
+        reasons.append(ReviewReasonOut(reason="expired", since=consent.valid_until))
+    birthday = sixteenth_birthday(child.date_of_birth)
+    if consent.given_by == "parent_or_carer" and birthday <= at and \
+            (reviewed is None or reviewed < birthday):
+        reasons.append(ReviewReasonOut(reason="turned_16_parent_consent", since=birthday))
+    checked = max(consent.created_at, reviewed) if reviewed else consent.created_at
+    ordered = sorted(allocations, key=lambda a: a.started_at)
+    changes = [a for a in ordered[1:] if checked < a.started_at <= at]
+    if changes:
+        reasons.append(ReviewReasonOut(reason="worker_changed", since=changes[-1].started_at))
+    return reasons
+
+
+def reviews_due(ctx: Context) -> ReviewsDueOut:
+    """Consents due for review: a worker's own children, a manager's team's children.
+
+    Not paginated: it is a to-do list bounded by the caller's caseload."""
+    user = access.require_staff(ctx.actor)
+    if user.role == Role.admin:
+        raise Forbidden("Consent reviews are for the workers and managers who hold "
+                        "children's records.")
+    at = utcnow()
+    children = {c.id: c for c in ctx.db.exec(select(Child).where(
+        access.visible_child_ids_clause(user)))}
+    items: list[ConsentReviewDue] = []
+    if children:
+        ids = list(children)
+        consents = ctx.db.exec(select(Consent).where(Consent.child_id.in_(ids),
+                                                     Consent.withdrawn_at.is_(None))
+                               .order_by(Consent.created_at, Consent.id)).all()
+        allocations: dict[uuid.UUID, list[Allocation]] = {}
+        for allocation in ctx.db.exec(select(Allocation).where(Allocation.child_id.in_(ids))):
+            allocations.setdefault(allocation.child_id, []).append(allocation)
+        for consent in consents:
+            reasons = review_reasons(consent, children[consent.child_id],
+                                     allocations.get(consent.child_id, []), at)
+            if reasons:
+                items.append(ConsentReviewDue(consent_id=consent.id, child_id=consent.child_id,
+                                              reasons=reasons, consent=consent_out(consent)))
+    for child_id in dict.fromkeys(i.child_id for i in items):
+        audit.record(ctx, "consent.reviews_due", child_id=child_id, object_type="child",
+                     object_id=child_id)
+    ctx.db.commit()
+    return ReviewsDueOut(items=items)
+
+
+def review_consent(ctx: Context, consent_id: uuid.UUID, data: ConsentReview) -> ConsentOut:
+    """The allocated worker has looked at this consent again (with the child and family)
+    and it still stands; clears the review flags raised up to now. To change what was
+    agreed, withdraw it and record a new one."""
+    consent = _consent_for(ctx, consent_id, Need.write)
+    if consent.withdrawn_at is not None:
+        raise Conflict("This consent was withdrawn; there is nothing to review.",
+                       withdrawn_at=consent.withdrawn_at.isoformat())
+    consent.reviewed_at = utcnow()
+    consent.reviewed_by = ctx.user.id
+    consent.review_note = data.note
+    ctx.db.add(consent)
+    audit.record(ctx, "consent.review", child_id=consent.child_id, object_type="consent",
                  object_id=consent.id)
     ctx.db.commit()
     return consent_out(consent)

@@ -119,6 +119,11 @@ def _version_out(db: Session, version: PlanVersion) -> PlanVersionOut:
                           published_by=version.published_by, plan=plan)
 
 
+def version_view(db: Session, version: PlanVersion) -> PlanVersionOut:
+    """A published version as it may be shown now (for exports)."""
+    return _version_out(db, version)
+
+
 def publish(ctx: Context, child_id: uuid.UUID, latest: int) -> PlanVersionOut:
     """Freeze the plan as it reads now; later edits never change a published version."""
     child = access.child_for(ctx, child_id, Need.write)

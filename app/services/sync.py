@@ -35,7 +35,7 @@ from app.core.errors import Conflict, Forbidden, Invalid, Problem, validation_pr
 from app.models.capture import CaptureSession, EntryIn, VoiceEntry
 from app.models.sync import (Device, EntryItemRef, RetractItem, SessionEndItem, SessionItem,
                              SyncBatch, SyncOut, SyncReceipt, SyncResult, SyncStateOut)
-from app.services import access, audit, capture
+from app.services import access, audit, capture, safeguarding
 
 log = logging.getLogger("childvoice.sync")
 
@@ -127,6 +127,8 @@ class _Batch:
     events: list[tuple[str, uuid.UUID, str, uuid.UUID]] = field(default_factory=list)
     resent_children: set[uuid.UUID] = field(default_factory=set)
     lookups: capture.Lookups = field(default_factory=capture.Lookups)
+    # Entries with a safeguarding signal: an alert each, raised at the end of the batch.
+    alerts: list[tuple[VoiceEntry, list]] = field(default_factory=list)
 
     @property
     def db(self):  # noqa: ANN201
@@ -258,7 +260,7 @@ class _Batch:
 
     def entry_item(self, ref: EntryItemRef, data: Any) -> SyncResult:
         session = self.writable_session(ref)
-        entry, created = capture.store_entry(self.ctx, session, data,
+        entry, created, signals = capture.store_entry(self.ctx, self.settings, session, data,
                                              stored=self.entries.get(data.client_id),
                                              received_at=self.received_at,
                                              clock_offset_ms=self.offset_ms,
@@ -266,7 +268,7 @@ class _Batch:
         self.entries[data.client_id] = entry
         self.put_receipt(data.client_id, "entry", entry.child_id, entry.id, data.captured_at)
         if created:
-            self.events.append(("entry.create", entry.child_id, "entry", entry.id))
+            self.created_entry(entry, signals)
         else:
             self.resent_children.add(entry.child_id)
         return SyncResult(client_id=str(data.client_id), type="entry",
@@ -278,13 +280,14 @@ class _Batch:
         inserted together (in captured_at order) in one savepoint. If a concurrent request
         stored one of them since this batch looked, the savepoint is rolled back and the
         entries are done again one at a time, each in its own savepoint."""
-        pending: list[tuple[_Item, VoiceEntry]] = []
+        pending: list[tuple[_Item, VoiceEntry, capture.Signals]] = []
         for item in items:
             ref, data = item.parsed
             try:
                 session = self.writable_session(ref)
-                entry, new = capture.prepare_entry(
-                    self.ctx, session, data, stored=self.entries.get(data.client_id),
+                entry, new, signals = capture.prepare_entry(
+                    self.ctx, self.settings, session, data,
+                    stored=self.entries.get(data.client_id),
                     received_at=self.received_at, clock_offset_ms=self.offset_ms,
                     lookups=self.lookups)
                 if not new:
@@ -294,7 +297,7 @@ class _Batch:
                 elif data.client_id in self.receipts:
                     raise _reused(data.client_id)
                 else:
-                    pending.append((item, entry))
+                    pending.append((item, entry, signals))
                     # A copy later in this batch is a resend of this one.
                     self.entries[data.client_id] = entry
                     self.receipts[data.client_id] = ("entry", entry.id)
@@ -308,21 +311,27 @@ class _Batch:
         receipts = [SyncReceipt(client_id=e.client_id, device_id=self.device.id,
                                 item_type="entry", child_id=e.child_id, object_id=e.id,
                                 tablet_at=e.captured_at, received_at=self.received_at,
-                                clock_offset_ms=self.offset_ms) for _, e in pending]
+                                clock_offset_ms=self.offset_ms) for _, e, _ in pending]
         try:
             with self.db.begin_nested():
-                self.db.add_all([e for _, e in pending])
+                self.db.add_all([e for _, e, _ in pending])
                 self.db.flush()
                 self.db.add_all(receipts)
         except IntegrityError:
             log.info("sync batch met a concurrent copy; storing its entries one at a time")
-            for _, entry in pending:
+            for _, entry, _ in pending:
                 self.entries.pop(entry.client_id, None)
                 self.receipts.pop(entry.client_id, None)
             for item in items:
                 results[item.index] = self.apply(item)
             return
-        self.events.extend(("entry.create", e.child_id, "entry", e.id) for _, e in pending)
+        for _, entry, signals in pending:
+            self.created_entry(entry, signals)
+
+    def created_entry(self, entry: VoiceEntry, signals: capture.Signals) -> None:
+        self.events.append(("entry.create", entry.child_id, "entry", entry.id))
+        if signals:
+            self.alerts.append((entry, signals))
 
     def retract_item(self, item: RetractItem) -> SyncResult:
         entry = self.entries.get(item.entry_client_id) or self.db.exec(
@@ -442,7 +451,10 @@ def _apply_once(ctx: Context, settings: Settings, batch: SyncBatch, device_key: 
     state.entries_in_bulk([i for i in ordered if i.type == "entry"], results)
     for item in (i for i in ordered if i.type in ("retract", "session_end")):
         results[item.index] = state.apply(item)
-    # Audit last, just before commit, so the chain's lock is held briefly.
+    # Alerts and audit last, just before commit, so the audit chain's lock is held briefly
+    # (raising an alert audits it too).
+    for entry, signals in state.alerts:
+        safeguarding.raise_alert(ctx, settings, entry, signals)
     audit.record_many(ctx, state.events + [
         ("sync.resend", child_id, "device", device.id)
         for child_id in sorted(state.resent_children, key=str)])

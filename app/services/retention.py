@@ -1,0 +1,161 @@
+"""Retention: remove what is past its retention period, per kind, and record what went.
+
+Each kind named in the `retention_days` setting has a rule: how to find what is older
+than the cutoff, and how to remove it. `run(..., apply=False)` only reports (the CLI's
+--dry-run); `apply=True` removes, stores a RetentionRun with the ids it removed, and writes
+an audit event (per removed item of a child's data, plus one for the run). Audit events
+themselves are never removed.
+
+Kinds with rules now:
+- webhook_delivery: notifications delivered or given up, older than the period;
+- sign_in: failed sign-in counters not touched for the period (and not locking now);
+- staff_session: sign-ins that ended (expired or revoked) more than the period ago, with
+  their refresh tokens.
+
+SEAM for the media store (issue 3): `photo` and `audio` are registered as kinds whose
+rule finds nothing yet. When media is wired in, replace MEDIA_PENDING's rules with ones
+that find media of those kinds older than the cutoff (with their child ids, so each
+removal is audited against the child) and delete the bytes and renditions from the
+MediaStore, leaving the entry as a tombstone.
+
+Children's records themselves (entries, consents, plans) are not removed here: how long a
+social care record is kept is the council's records policy, applied by its own process.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, or_
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from app.core.clock import utcnow
+from app.core.config import Settings
+from app.core.context import Actor, Context
+from app.core.db import new_session
+from app.models.retention import RetentionRun
+from app.models.safeguarding import WebhookDelivery
+from app.models.staff import RefreshToken, SignInThrottle, StaffSession
+from app.services import audit
+
+ID_LIST_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class Candidate:
+    object_type: str
+    object_id: str
+    child_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class Rule:
+    kind: str
+    find: Callable[[Session, datetime, datetime], list[Candidate]]  # (db, cutoff, now)
+    remove: Callable[[Session, list[Candidate]], None]
+    wired: bool = True
+
+
+RULES: dict[str, Rule] = {}
+
+
+def register(rule: Rule) -> None:
+    RULES[rule.kind] = rule
+
+
+# --- rules -----------------------------------------------------------------------------
+
+def _find_deliveries(db: Session, cutoff: datetime, now: datetime) -> list[Candidate]:
+    rows = db.exec(select(WebhookDelivery.id).where(
+        WebhookDelivery.status.in_(["delivered", "failed"]),
+        WebhookDelivery.created_at < cutoff))
+    return [Candidate("webhook_delivery", str(i)) for i in rows]
+
+
+def _remove_deliveries(db: Session, items: list[Candidate]) -> None:
+    ids = [uuid.UUID(c.object_id) for c in items]
+    db.exec(delete(WebhookDelivery).where(WebhookDelivery.id.in_(ids)))
+
+
+def _find_throttles(db: Session, cutoff: datetime, now: datetime) -> list[Candidate]:
+    rows = db.exec(select(SignInThrottle.key).where(
+        SignInThrottle.last_failure_at < cutoff,
+        or_(SignInThrottle.locked_until.is_(None), SignInThrottle.locked_until < now)))
+    return [Candidate("sign_in_throttle", key) for key in rows]
+
+
+def _remove_throttles(db: Session, items: list[Candidate]) -> None:
+    db.exec(delete(SignInThrottle).where(SignInThrottle.key.in_([c.object_id for c in items])))
+
+
+def _find_sessions(db: Session, cutoff: datetime, now: datetime) -> list[Candidate]:
+    rows = db.exec(select(StaffSession.id).where(or_(
+        StaffSession.expires_at < cutoff, StaffSession.revoked_at < cutoff)))
+    return [Candidate("staff_session", str(i)) for i in rows]
+
+
+def _remove_sessions(db: Session, items: list[Candidate]) -> None:
+    ids = [uuid.UUID(c.object_id) for c in items]
+    db.exec(delete(RefreshToken).where(RefreshToken.session_id.in_(ids)))
+    db.exec(delete(StaffSession).where(StaffSession.id.in_(ids)))
+
+
+def _find_nothing(db: Session, cutoff: datetime, now: datetime) -> list[Candidate]:
+    return []
+
+
+def _remove_nothing(db: Session, items: list[Candidate]) -> None:
+    return None
+
+
+register(Rule("webhook_delivery", _find_deliveries, _remove_deliveries))
+register(Rule("sign_in", _find_throttles, _remove_throttles))
+register(Rule("staff_session", _find_sessions, _remove_sessions))
+# Media kinds: wired when the media store is merged (see the module docstring).
+MEDIA_PENDING = ("photo", "audio")
+for _kind in MEDIA_PENDING:
+    register(Rule(_kind, _find_nothing, _remove_nothing, wired=False))
+
+
+# --- running -----------------------------------------------------------------------------
+
+def run(engine: Engine, settings: Settings, *, apply: bool) -> dict[str, Any]:
+    """Find (and with `apply`, remove) everything past retention; returns the summary."""
+    now = utcnow()
+    summary: dict[str, Any] = {}
+    with new_session(engine) as db:
+        ctx = Context(db=db, actor=Actor())
+        for kind, days in sorted(settings.retention_days.items()):
+            rule = RULES.get(kind)
+            cutoff = now - timedelta(days=days)
+            item: dict[str, Any] = {"days": days, "cutoff": cutoff.isoformat()}
+            if rule is None:
+                summary[kind] = {**item, "status": "no_rule", "found": 0, "removed": 0}
+                continue
+            found = rule.find(db, cutoff, now)
+            item.update(status="ok" if rule.wired else "not_wired_yet", found=len(found),
+                        removed=0, ids=[c.object_id for c in found[:ID_LIST_LIMIT]])
+            if apply and found:
+                rule.remove(db, found)
+                item["removed"] = len(found)
+                for c in found:
+                    if c.child_id is not None:
+                        audit.record(ctx, "retention.remove", child_id=c.child_id,
+                                     object_type=c.object_type, object_id=c.object_id)
+            summary[kind] = item
+        if apply:
+            retention_run = RetentionRun(ran_at=now, applied=True, summary=summary)
+            db.add(retention_run)
+            db.flush()
+            audit.record(ctx, "retention.apply", object_type="retention_run",
+                         object_id=retention_run.id)
+            db.commit()
+            summary = {"run_id": str(retention_run.id), **summary}
+        else:
+            db.rollback()
+    return summary
