@@ -163,6 +163,20 @@ def cmd_retention(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_media_sweep(args: argparse.Namespace, settings: Settings) -> int:
+    from app.services.media import sweep
+    from app.storage import make_store
+
+    migrate(settings)
+    engine = make_engine(settings.resolved_database_url)
+    with new_session(engine) as db:
+        swept = sweep(db, make_store(settings), settings.media_root)
+    engine.dispose()
+    print(f"removed {swept['staging']} stale staging entries and {swept['blobs']} "
+          "unreferenced blobs")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="childvoice", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -213,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--dry-run", action="store_true", help="only say what would go")
     mode.add_argument("--apply", action="store_true", help="remove it, and record what went")
     retention.set_defaults(func=cmd_retention)
+
+    sub.add_parser("media-sweep", help="remove what a crash left in the media root: stale "
+                   "staging files, blobs no row names").set_defaults(func=cmd_media_sweep)
     return parser
 
 

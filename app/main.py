@@ -15,9 +15,12 @@ from app.core.errors import install_error_handlers
 from app.core.middleware import RequestContextMiddleware
 from app.core.security import PasswordHashing, StaffTokens
 from app.routers import (admin, alerts, audit_trail, auth, boards, children, consents,
-                         devices, entries, exports, health, plans, sessions, staff, sync)
+                         devices, entries, exports, health, media, plans, sessions, staff,
+                         sync)
+from app.services.media_capture import MediaJobs
 from app.services.outbox import OutboxWorker
 from app.services.staff import bootstrap_admin
+from app.storage import make_store
 
 API_PREFIX = "/api/v1"
 
@@ -61,12 +64,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = make_engine(settings.resolved_database_url)
     app.state.hashing = PasswordHashing(settings)
     app.state.tokens = StaffTokens(settings)
+    app.state.media_store = make_store(settings)
+    app.state.media_jobs = MediaJobs(settings.media_jobs)
 
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
 
     app.include_router(health.router)
-    for module in (auth, staff, children, consents, boards, sessions, entries, plans, alerts,
-                   audit_trail, exports, admin, devices, sync):
+    for module in (auth, staff, children, consents, boards, sessions, entries, plans, media,
+                   alerts, audit_trail, exports, admin, devices, sync):
         app.include_router(module.router, prefix=API_PREFIX)
+    if settings.bench_endpoints:
+        app.include_router(media.bench_router, prefix=API_PREFIX)
     return app

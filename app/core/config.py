@@ -93,6 +93,24 @@ class Settings(BaseSettings):
     plan_latest_default: int = 10
     plan_latest_max: int = 50
 
+    # Photos and audio (see docs/media.md). Sizes are bytes; MiB = 1024 * 1024.
+    media_photo_max_bytes: int = Field(default=25 * 1024 * 1024, ge=1,
+                                       description="Largest photo upload (413 past it).")
+    media_audio_max_bytes: int = Field(default=200 * 1024 * 1024, ge=1,
+                                       description="Largest audio upload (413 past it).")
+    media_photo_max_pixels: int = Field(default=50_000_000, ge=1, description=
+                                        "Largest photo, width x height, checked from its "
+                                        "header before any pixel is decoded.")
+    media_audio_max_seconds: float = Field(default=30 * 60, gt=0,
+                                           description="Longest audio recording.")
+    media_thumbnail_px: int = Field(default=320, ge=16, le=2048)
+    media_jpeg_quality: int = Field(default=90, ge=30, le=100)
+    media_jobs: int = Field(default=2, ge=1, description="Media jobs (decode, clean, "
+                            "transcode) run at once per process; the rest wait their turn.")
+    bench_endpoints: bool = Field(default=False, description="Mount the bare streaming "
+                                  "endpoint bench/media.py compares against. Never in "
+                                  "production.")
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:

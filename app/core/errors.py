@@ -79,6 +79,14 @@ class TooManyRequests(Problem):
         super().__init__(detail, retry_after=max(retry_after, 1), **kw)
 
 
+class PayloadTooLarge(Problem):
+    status, slug, title = 413, "too-large", "Too large"
+
+
+class UnsupportedMediaType(Problem):
+    status, slug, title = 415, "unsupported-media-type", "Unsupported media type"
+
+
 class Invalid(Problem):
     """Input that parses but breaks a rule; names the offending fields in `errors`."""
 

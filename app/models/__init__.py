@@ -5,6 +5,7 @@ from app.models.board import Board, BoardVersion
 from app.models.capture import CaptureSession, VoiceEntry
 from app.models.child import Allocation, Child
 from app.models.consent import Consent
+from app.models.media import Media, MediaFile
 from app.models.plan import PlanSection, PlanVersion
 from app.models.retention import RetentionRun
 from app.models.safeguarding import SafeguardingAlert, WebhookDelivery
@@ -12,6 +13,7 @@ from app.models.staff import RefreshToken, SignInThrottle, StaffSession, Team, U
 from app.models.sync import Device, SyncReceipt
 
 __all__ = ["AuditEvent", "Allocation", "Board", "BoardVersion", "CaptureSession", "Child",
-           "Consent", "Device", "PlanSection", "PlanVersion", "RefreshToken", "RetentionRun",
-           "SafeguardingAlert", "SignInThrottle", "StaffSession", "SyncReceipt", "Team",
+           "Consent", "Device", "Media", "MediaFile", "PlanSection", "PlanVersion",
+           "RefreshToken", "RetentionRun", "SafeguardingAlert", "SignInThrottle",
+           "StaffSession", "SyncReceipt", "Team",
            "User", "VoiceEntry", "WebhookDelivery"]

@@ -10,6 +10,7 @@ from sqlmodel import Field, Index, SQLModel
 
 from app.models.board import BoardOut
 from app.models.common import ApiModel, UtcDatetime, id_field, json_field, utc_field
+from app.models.media import MediaOut
 
 Setting = Literal["home", "school", "placement", "other"]
 Source = Literal["child_direct", "child_assisted", "adult_interpretation",
@@ -268,6 +269,10 @@ class EntryOut(ApiModel):
     other_people_who: list[str] = PydField(default_factory=list)
     family_cleared_at: datetime | None = None
     family_cleared_by: uuid.UUID | None = None
+    media: list[MediaOut] = PydField(default_factory=list, description="Photos and recordings "
+                                     "this entry carries, with their links.")
+    media_withdrawn: bool = PydField(default=False, description="True when this entry's "
+                                     "media is hidden because its consent was withdrawn.")
 
     clock_offset_ms: int | None = PydField(default=None, description="Server clock minus the "
                                            "tablet's clock when the entry was synced.")

@@ -201,3 +201,19 @@ def tablet_device(ctx: Context, device_id: uuid.UUID, device_key: str | None) ->
         raise Forbidden("This device is enrolled to another worker; sign in as that worker "
                         "to sync it.", slug="device-not-yours", title="Not your device")
     return device
+
+
+def entry_readable(ctx: Context, child_id: uuid.UUID, session_id: uuid.UUID,
+                   not_found: str) -> None:
+    """May the caller read an entry (or its media) of this child made in this session?
+    A capture token: only its own session's. Staff: whoever may read the child. Anything
+    else answers 404 with `not_found`, so its existence does not leak."""
+    session = ctx.actor.capture_session
+    if session is not None:
+        if session.id != session_id:
+            raise NotFound(not_found)
+        return
+    try:
+        child_for(ctx, child_id, Need.read)
+    except NotFound:
+        raise NotFound(not_found) from None

@@ -24,7 +24,7 @@ from app.models.capture import (CaptureSession, EntryIn, EntryOut, FamilyClearan
                                 OtherPeopleUpdate, SessionBoardsOut, SessionCreate, SessionOut,
                                 SymbolsEntryIn, VoiceEntry, other_people_fields)
 from app.models.child import Child
-from app.services import access, audit, boards, consent, safeguarding
+from app.services import access, audit, boards, consent, media, safeguarding
 from app.services.access import Need
 
 ENTRY_NOT_FOUND = "No entry with this id is visible to you."
@@ -136,7 +136,7 @@ def get_session_boards(ctx: Context, session_id: uuid.UUID) -> SessionBoardsOut:
 
 # --- entries ---------------------------------------------------------------------------
 
-def entry_out(entry: VoiceEntry) -> EntryOut:
+def entry_out(entry: VoiceEntry, attached: media.EntryMedia | None = None) -> EntryOut:
     return EntryOut(id=entry.id, client_id=entry.client_id, kind=entry.kind,
                     child_id=entry.child_id, session_id=entry.session_id, source=entry.source,
                     consent_id=entry.consent_id, captured_at=entry.captured_at,
@@ -147,7 +147,16 @@ def entry_out(entry: VoiceEntry) -> EntryOut:
                     family_cleared_at=entry.family_cleared_at,
                     family_cleared_by=entry.family_cleared_by,
                     clock_offset_ms=entry.clock_offset_ms, retracted_at=entry.retracted_at,
-                    retracted_by=entry.retracted_by, **entry.content)
+                    retracted_by=entry.retracted_by,
+                    media=attached.items if attached else [],
+                    media_withdrawn=attached.withdrawn if attached else False,
+                    **entry.content)
+
+
+def entries_out(db: Session, entries: list[VoiceEntry]) -> list[EntryOut]:
+    """Entries as the API shows them, with the media each may still show."""
+    attached = media.media_for_entries(db, entries)
+    return [entry_out(e, attached.get(e.id)) for e in entries]
 
 
 def fingerprint(data: EntryIn) -> str:
@@ -191,8 +200,11 @@ def _board_content(db: Session, session: CaptureSession, data: SymbolsEntryIn | 
     return {"scale": list(data.scale), "placements": placements}, buttons
 
 
-def _stored(db: Session, client_id: uuid.UUID) -> VoiceEntry | None:
+def stored_entry(db: Session, client_id: uuid.UUID) -> VoiceEntry | None:
     return db.exec(select(VoiceEntry).where(VoiceEntry.client_id == client_id)).first()
+
+
+_stored = stored_entry
 
 
 def _same_or_conflict(existing: VoiceEntry, session_id: uuid.UUID, print_: str) -> VoiceEntry:
@@ -217,7 +229,7 @@ def add_entry(ctx: Context, session_id: uuid.UUID, data: EntryIn,
         audit.record(ctx, "entry.resend", child_id=entry.child_id, object_type="entry",
                      object_id=entry.id)
         ctx.db.commit()
-        return entry_out(entry), False
+        return entries_out(ctx.db, [entry])[0], False
     if signals:
         safeguarding.raise_alert(ctx, settings, entry, signals)
     audit.record(ctx, "entry.create", child_id=session.child_id, object_type="entry",
@@ -353,7 +365,8 @@ def list_session_entries(ctx: Context, session_id: uuid.UUID, limit: int,
     session = access.session_for(ctx, session_id, Need.read)
     page = paginate(ctx.db, select(VoiceEntry).where(VoiceEntry.session_id == session.id),
                     sort_col=VoiceEntry.captured_at, id_col=VoiceEntry.id, limit=limit,
-                    cursor=cursor, shape=entry_out)
+                    cursor=cursor)
+    page["items"] = entries_out(ctx.db, page["items"])
     audit.record(ctx, "entry.list", child_id=session.child_id, object_type="session",
                  object_id=session.id)
     ctx.db.commit()
@@ -376,7 +389,8 @@ def list_entries(ctx: Context, child_id: uuid.UUID, *, kind: str | None, topic: 
     if until:
         stmt = stmt.where(VoiceEntry.captured_at < until)
     page = paginate(ctx.db, stmt, sort_col=VoiceEntry.captured_at, id_col=VoiceEntry.id,
-                    limit=limit, cursor=cursor, descending=True, shape=entry_out)
+                    limit=limit, cursor=cursor, descending=True)
+    page["items"] = entries_out(ctx.db, page["items"])
     audit.record(ctx, "entry.list", child_id=child.id, object_type="child", object_id=child.id)
     ctx.db.commit()
     return page
@@ -396,10 +410,11 @@ def _entry_for(ctx: Context, entry_id: uuid.UUID, need: Need) -> VoiceEntry:
 
 def get_entry(ctx: Context, entry_id: uuid.UUID) -> EntryOut:
     entry = _entry_for(ctx, entry_id, Need.read)
+    shown = entries_out(ctx.db, [entry])[0]
     audit.record(ctx, "entry.read", child_id=entry.child_id, object_type="entry",
                  object_id=entry.id)
     ctx.db.commit()
-    return entry_out(entry)
+    return shown
 
 
 def set_other_people(ctx: Context, entry_id: uuid.UUID, data: OtherPeopleUpdate) -> EntryOut:
@@ -415,7 +430,7 @@ def set_other_people(ctx: Context, entry_id: uuid.UUID, data: OtherPeopleUpdate)
     audit.record(ctx, "entry.other_people", child_id=entry.child_id, object_type="entry",
                  object_id=entry.id)
     ctx.db.commit()
-    return entry_out(entry)
+    return entries_out(ctx.db, [entry])[0]
 
 
 def clear_for_family(ctx: Context, entry_id: uuid.UUID, data: FamilyClearance) -> EntryOut:
@@ -432,4 +447,4 @@ def clear_for_family(ctx: Context, entry_id: uuid.UUID, data: FamilyClearance) -
     audit.record(ctx, "entry.family_clear", child_id=entry.child_id, object_type="entry",
                  object_id=entry.id)
     ctx.db.commit()
-    return entry_out(entry)
+    return entries_out(ctx.db, [entry])[0]

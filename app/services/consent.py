@@ -307,3 +307,13 @@ def review_consent(ctx: Context, consent_id: uuid.UUID, data: ConsentReview) -> 
                  object_id=consent.id)
     ctx.db.commit()
     return consent_out(consent)
+
+
+def withdrawn_ids(db: Session, consent_ids: set[uuid.UUID]) -> set[uuid.UUID]:
+    """Of these consents, the ones withdrawn. Media captured under a withdrawn consent is
+    no longer shown or served (the entry itself stays in the record)."""
+    ids = {i for i in consent_ids if i is not None}
+    if not ids:
+        return set()
+    return set(db.exec(select(Consent.id).where(Consent.id.in_(ids),
+                                                Consent.withdrawn_at.is_not(None))))

@@ -15,9 +15,9 @@ from app.models.capture import VoiceEntry
 from app.models.child import Child
 from app.models.plan import (SECTIONS, PlanOut, PlanSection, PlanVersion, PlanVersionOut,
                              PlanVersionSummary, SectionOut, SectionUpdate)
-from app.services import access, audit, consent
+from app.services import access, audit, consent, media
 from app.services.access import Need
-from app.services.capture import entry_out
+from app.services.capture import entries_out
 
 
 def _plan_visible(entry: VoiceEntry, plan_consents: set[uuid.UUID]) -> bool:
@@ -31,6 +31,7 @@ def build_plan(db: Session, child: Child, latest: int) -> PlanOut:
     pinned_ids = {uuid.UUID(i) for s in stored.values() for i in s.pinned_entry_ids}
     pinned = {e.id: e for e in db.exec(select(VoiceEntry).where(VoiceEntry.id.in_(pinned_ids)))
               } if pinned_ids else {}
+    shown = {e.id: e for e in entries_out(db, list(pinned.values()))}
     sections = []
     for key, title in SECTIONS.items():
         section = stored.get(key)
@@ -38,7 +39,7 @@ def build_plan(db: Session, child: Child, latest: int) -> PlanOut:
                    if uuid.UUID(i) in pinned]
         sections.append(SectionOut(
             key=key, title=title, text=section.text if section else "",
-            pinned_entries=[entry_out(e) for e in entries if _plan_visible(e, plan_consents)],
+            pinned_entries=[shown[e.id] for e in entries if _plan_visible(e, plan_consents)],
             updated_at=section.updated_at if section else None))
     latest_voice = []
     if plan_consents:
@@ -49,7 +50,7 @@ def build_plan(db: Session, child: Child, latest: int) -> PlanOut:
             .order_by(VoiceEntry.captured_at.desc(), VoiceEntry.id.desc()).limit(latest)))
     stamps = [s.updated_at for s in stored.values()] + [e.received_at for e in latest_voice]
     return PlanOut(child_id=child.id, preferred_name=child.preferred_name, sections=sections,
-                   latest_voice=[entry_out(e) for e in latest_voice],
+                   latest_voice=entries_out(db, latest_voice),
                    updated_at=max(stamps) if stamps else None)
 
 
@@ -109,8 +110,16 @@ def _version_out(db: Session, version: PlanVersion) -> PlanVersionOut:
     still_active = set(db.exec(select(VoiceEntry.id).where(
         VoiceEntry.id.in_(shown), VoiceEntry.status == "active"))) if shown else set()
 
+    shown_media = media.shown_media_ids(db, list(still_active))
+
     def visible(entries: list) -> list:
-        return [e for e in entries if e.id in still_active and e.consent_id in plan_consents]
+        kept = [e for e in entries if e.id in still_active and e.consent_id in plan_consents]
+        for e in kept:  # media whose consent was withdrawn since leaves the snapshot too
+            hidden = [m for m in e.media if m.id not in shown_media]
+            if hidden:
+                e.media = [m for m in e.media if m.id in shown_media]
+                e.media_withdrawn = True
+        return kept
 
     plan.latest_voice = visible(plan.latest_voice)
     for section in plan.sections:

@@ -35,7 +35,7 @@ from app.core.errors import Conflict, Forbidden, Invalid, Problem, validation_pr
 from app.models.capture import CaptureSession, EntryIn, VoiceEntry
 from app.models.sync import (Device, EntryItemRef, RetractItem, SessionEndItem, SessionItem,
                              SyncBatch, SyncOut, SyncReceipt, SyncResult, SyncStateOut)
-from app.services import access, audit, capture, safeguarding
+from app.services import access, audit, capture, media, safeguarding
 
 log = logging.getLogger("childvoice.sync")
 
@@ -336,6 +336,8 @@ class _Batch:
     def retract_item(self, item: RetractItem) -> SyncResult:
         entry = self.entries.get(item.entry_client_id) or self.db.exec(
             select(VoiceEntry).where(VoiceEntry.client_id == item.entry_client_id)).first()
+        if entry is not None:
+            self.entries[item.entry_client_id] = entry
         if entry is None and item.entry_client_id in self.rejected_entries:
             raise Conflict("The entry this retracts was rejected in this batch, so there is "
                            "nothing to retract.", slug="entry-rejected", title="Entry rejected")
@@ -451,6 +453,14 @@ def _apply_once(ctx: Context, settings: Settings, batch: SyncBatch, device_key: 
     state.entries_in_bulk([i for i in ordered if i.type == "entry"], results)
     for item in (i for i in ordered if i.type in ("retract", "session_end")):
         results[item.index] = state.apply(item)
+    # A stored entry is answered with the media it carries (new ones carry none yet).
+    shown = [(i, state.entries[r.entry.client_id]) for i, r in enumerate(results)
+             if r.entry is not None and (r.status == "duplicate" or r.type == "retract")
+             and r.entry.client_id in state.entries]
+    if shown:
+        attached = media.media_for_entries(ctx.db, [entry for _, entry in shown])
+        for i, entry in shown:
+            results[i].entry = capture.entry_out(entry, attached.get(entry.id))
     # Alerts and audit last, just before commit, so the audit chain's lock is held briefly
     # (raising an alert audits it too).
     for entry, signals in state.alerts:
