@@ -16,8 +16,9 @@ from app.core.middleware import RequestContextMiddleware
 from app.core.security import PasswordHashing, StaffTokens
 from app.routers import (admin, alerts, audit_trail, auth, boards, children, consents,
                          devices, entries, exports, health, media, plans, sessions, staff,
-                         sync)
+                         sync, uploads)
 from app.services.media_capture import MediaJobs
+from app.services.uploads import UploadCleaner
 from app.services.outbox import OutboxWorker
 from app.services.staff import bootstrap_admin
 from app.storage import make_store
@@ -46,9 +47,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.outbox_worker = worker
         if worker:
             worker.start()
+        # Expired resumable uploads lose their bytes without anyone asking.
+        cleaner = UploadCleaner(app.state.engine, settings) \
+            if settings.upload_cleanup_seconds > 0 else None
+        if cleaner:
+            cleaner.start()
         try:
             yield
         finally:
+            if cleaner:
+                await run_in_threadpool(cleaner.stop)
             if worker:
                 await run_in_threadpool(worker.stop)
             app.state.engine.dispose()
@@ -72,7 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(health.router)
     for module in (auth, staff, children, consents, boards, sessions, entries, plans, media,
-                   alerts, audit_trail, exports, admin, devices, sync):
+                   alerts, audit_trail, exports, admin, devices, sync, uploads):
         app.include_router(module.router, prefix=API_PREFIX)
     if settings.bench_endpoints:
         app.include_router(media.bench_router, prefix=API_PREFIX)

@@ -3,6 +3,8 @@ tablet's queue that sends, resends and resumes, and the final state to compare."
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import random
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -201,3 +203,46 @@ def assert_final_state(world: World, items: list[dict], app) -> dict:  # noqa: A
         receipts = db.exec(select(SyncReceipt.client_id)).all()
         assert sorted(str(r) for r in receipts) == sorted(i["client_id"] for i in items)
     return state
+
+
+def _b64(value: str | bytes) -> str:
+    return base64.b64encode(value.encode() if isinstance(value, str) else value).decode()
+
+
+class Tus:
+    """A tus 1.0 client as a tablet would use it: the worker's token, the device key."""
+
+    def __init__(self, client, token: str, device: dict) -> None:  # noqa: ANN001
+        self.client = client
+        self.headers = {"Tus-Resumable": "1.0.0", "Authorization": f"Bearer {token}",
+                        "X-Device-Key": device["device_key"]}
+
+    @staticmethod
+    def meta(kind: str, **kw: str) -> dict:
+        at = datetime.now(timezone.utc) - timedelta(hours=2)
+        return {"client_id": str(uuid.uuid4()), "kind": kind, "captured_at": at.isoformat(),
+                "source": "child_direct", "filename": f"{kind}.bin"} | kw
+
+    def create_raw(self, length: int, meta: dict):  # noqa: ANN201
+        return self.client.post("/api/v1/uploads/", headers=self.headers | {
+            "Upload-Length": str(length),
+            "Upload-Metadata": ",".join(f"{k} {_b64(v)}" for k, v in meta.items())})
+
+    def create(self, length: int, meta: dict) -> str:
+        r = self.create_raw(length, meta)
+        assert r.status_code == 201, r.text
+        return r.headers["location"]
+
+    def head(self, url: str):  # noqa: ANN201
+        return self.client.head(url, headers=self.headers)
+
+    def patch(self, url: str, offset: int, chunk: bytes, algorithm: str | None = "sha1", *,
+              digest_of: bytes | None = None, algorithm_header: str | None = None):  # noqa: ANN201
+        headers = self.headers | {"Upload-Offset": str(offset),
+                                  "Content-Type": "application/offset+octet-stream"}
+        if algorithm_header:
+            headers["Upload-Checksum"] = algorithm_header
+        elif algorithm:
+            digest = hashlib.new(algorithm, chunk if digest_of is None else digest_of).digest()
+            headers["Upload-Checksum"] = f"{algorithm} {_b64(digest)}"
+        return self.client.patch(url, content=chunk, headers=headers)

@@ -16,6 +16,7 @@ from sqlmodel import Field, Index, SQLModel
 from app.models.board import BoardOut
 from app.models.capture import EntryOut, SessionOut, Setting
 from app.models.common import ApiModel, UtcDatetime, id_field, utc_field
+from app.models.upload import IncompleteUpload
 
 ItemType = Literal["session", "entry", "session_end", "retract"]
 ItemStatus = Literal["created", "duplicate", "rejected"]
@@ -222,7 +223,8 @@ class SyncStateOut(ApiModel):
     cursor: str | None = PydField(description="Pass back as `cursor` to get only what arrived "
                                   "after this answer.")
     more: bool = PydField(description="True when there is more after this page.")
-    incomplete_uploads: list[dict[str, Any]] = PydField(default_factory=list, description=
-                                                        "Resumable uploads not yet finished.")
+    incomplete_uploads: list[IncompleteUpload] = PydField(
+        default_factory=list, description="This device's resumable uploads not yet finished "
+        "(nor expired): HEAD each for its offset and PATCH the rest.")
     server_time: datetime
     offline_until: datetime

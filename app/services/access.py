@@ -23,7 +23,7 @@ from sqlmodel import Session, select
 
 from app.core.context import Actor, Context
 from app.core.errors import Forbidden, NotFound, Unauthorized
-from app.core.security import device_key_matches
+from app.core.security import device_key_matches, hash_device_key
 from app.models.capture import CaptureSession
 from app.models.child import Allocation, Child
 from app.models.staff import Role, User
@@ -181,12 +181,18 @@ def visible_devices_clause(user: User):  # noqa: ANN201 - a SQL expression
     return Device.user_id == user.id
 
 
-def tablet_device(ctx: Context, device_id: uuid.UUID, device_key: str | None) -> Device:
-    """The enrolled device a tablet acts as: the key must match the device, the staff token
-    must be the worker's it is enrolled to, and it must not be revoked. The row is locked
-    until commit, so a revocation and a sync never interleave."""
+def tablet_device(ctx: Context, device_id: uuid.UUID | None,
+                  device_key: str | None) -> Device:
+    """The enrolled device a tablet acts as: the key must match the device (named by id, or
+    found by its key alone when `device_id` is None), the staff token must be the worker's
+    it is enrolled to, and it must not be revoked. The row is locked until commit, so a
+    revocation and a sync never interleave."""
     user = require_staff(ctx.actor)
-    device = ctx.db.exec(select(Device).where(Device.id == device_id).with_for_update()).first()
+    if device_id is None:
+        stmt = select(Device).where(Device.key_hash == hash_device_key(device_key or ""))
+    else:
+        stmt = select(Device).where(Device.id == device_id)
+    device = ctx.db.exec(stmt.with_for_update()).first()
     if device is None or not device_key_matches(device_key, device.key_hash):
         raise Unauthorized("The device_id and X-Device-Key do not name an enrolled device. "
                            "Enroll the tablet again (POST /api/v1/devices).",

@@ -35,7 +35,7 @@ from app.core.errors import Conflict, Forbidden, Invalid, Problem, validation_pr
 from app.models.capture import CaptureSession, EntryIn, VoiceEntry
 from app.models.sync import (Device, EntryItemRef, RetractItem, SessionEndItem, SessionItem,
                              SyncBatch, SyncOut, SyncReceipt, SyncResult, SyncStateOut)
-from app.services import access, audit, capture, media, safeguarding
+from app.services import access, audit, capture, media, safeguarding, uploads
 
 log = logging.getLogger("childvoice.sync")
 
@@ -45,6 +45,7 @@ _REF_FIELDS = ("type", "session_client_id", "session_id")
 _RANK = {"session": 0, "entry": 1, "retract": 2, "session_end": 3}
 _RETRYABLE_SQLSTATES = {"40P01", "40001"}  # deadlock detected, serialization failure
 _ATTEMPTS = 3
+UPLOADS_PATH = "/api/v1/uploads"
 
 
 def offline_until(settings: Settings, device: Device) -> datetime:
@@ -532,5 +533,6 @@ def sync_state(ctx: Context, settings: Settings, device_id: uuid.UUID, device_ke
     ctx.db.commit()
     return SyncStateOut(device_id=device.id, held=[r.client_id for r in rows],
                         cursor=_encode_cursor(rows[-1].id) if rows else cursor, more=more,
-                        incomplete_uploads=[], server_time=now,
+                        incomplete_uploads=uploads.incomplete(ctx, device, UPLOADS_PATH),
+                        server_time=now,
                         offline_until=offline_until(settings, device))
