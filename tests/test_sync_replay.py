@@ -202,3 +202,68 @@ def test_the_audit_chain_stays_whole(world: World, app, visit) -> None:  # noqa:
     actions = [e.action for e in events]
     assert actions.count("entry.create") >= 40 and actions.count("entry.retract") == 1
     assert actions.count("sync.resend") == 1 and actions.count("session.end") == 1
+
+
+@pytest.mark.parametrize("mode", ["in order", "twice", "cut and resumed"])
+def test_the_visit_with_a_photo_and_a_recording_via_tus(world: World, app, visit,
+                                                        mode: str) -> None:  # noqa: ANN001
+    """The recorded visit with one photo and one recording sent by tus: every item once,
+    in captured_at order, the media intact (the upload's checksum is the sample's)."""
+    import hashlib
+    from datetime import timedelta
+
+    from tests.media_support import sample
+    from tests.sync_support import Tus
+
+    tablet, items = visit
+    session_cid = items[0]["client_id"]
+    started = datetime.fromisoformat(items[0]["started_at"])
+    tus = Tus(world.client, world.worker.token, tablet.device)
+    media = {"photo": (sample("photo_gps_rotated.jpg"), Tus.meta(
+                 "photo", session_client_id=session_cid, filename="swing.jpg",
+                 captured_at=(started + timedelta(seconds=75)).isoformat())),
+             "audio": (sample("voice_ipad.m4a"), Tus.meta(
+                 "audio", session_client_id=session_cid, filename="voice.m4a",
+                 captured_at=(started + timedelta(seconds=615)).isoformat()))}
+    rng = random.Random(3)
+
+    def send_media() -> dict[str, str]:
+        entry_ids = {}
+        for kind, (data, meta) in media.items():
+            url = tus.create(len(data), meta)
+            if mode == "cut and resumed":
+                offset = 0
+                for cut in (0.3, 0.8):
+                    end = int(len(data) * cut)
+                    tus.patch(url, offset, data[offset:end], "sha1")  # answer lost
+                    offset = int(tus.head(url).headers["upload-offset"])
+                    assert offset == end
+                r = tus.patch(url, offset, data[offset:], "sha256")
+            else:
+                r = tus.patch(url, 0, data, "sha1")
+            assert r.status_code == 204, r.text
+            entry_ids[kind] = r.headers["x-entry-id"]
+        return entry_ids
+
+    if mode == "cut and resumed":
+        tablet.drain(items, rng=rng, max_batch=12, cut=0.4)
+    else:
+        tablet.send(items)
+    entry_ids = send_media()
+    if mode == "twice":
+        assert {x["status"] for x in tablet.send(items).json()["results"]} == {"duplicate"}
+        assert send_media() == entry_ids
+    entries = world.worker.get(f"/children/{world.child_id}/entries",
+                               params={"limit": 200}).json()["items"]
+    assert len(entries) == 42
+    listed = world.worker.get(f"/sessions/{entries[0]['session_id']}/entries",
+                              params={"limit": 200}).json()["items"]
+    captured = [e["captured_at"] for e in listed]
+    assert captured == sorted(captured)
+    for kind, (data, meta) in media.items():
+        shown = next(e for e in listed if e["client_id"] == meta["client_id"])
+        assert shown["id"] == entry_ids[kind] and shown["kind"] == kind
+        assert [m["upload_sha256"] for m in shown["media"]] == [hashlib.sha256(data).hexdigest()]
+    assert tablet.held() == {i["client_id"] for i in items} | \
+        {meta["client_id"] for _, meta in media.values()}
+    assert tablet.state()["incomplete_uploads"] == []
