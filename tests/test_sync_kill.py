@@ -271,3 +271,22 @@ def test_sigkill_during_an_upload_then_resume(live) -> None:  # noqa: ANN001
     # the staging area holds nothing new.
     assert _upload_files(live, url) == set()
     assert _staging_files(live) <= staged_before
+
+
+def test_a_cut_checksummed_patch_keeps_nothing(live) -> None:  # noqa: ANN001
+    """Bytes that cannot be checked against their Upload-Checksum are not kept."""
+    import base64
+    data = sample("voice.mp3")
+    tus = _tus(live)
+    url = tus.create(len(data), tus.meta("audio", session_client_id=live.world.session_client_id))
+    digest = base64.b64encode(hashlib.sha1(data).digest()).decode()
+    tus.headers = tus.headers | {"Upload-Checksum": f"sha1 {digest}"}
+    sock = _raw_patch(live.server.port, tus, url, 0, data[:len(data) // 2], len(data))
+    time.sleep(0.2)
+    sock.close()
+    time.sleep(0.3)
+    assert _offset_settles(tus, url) == 0
+    assert not any(n.startswith("chunk-") for n in _upload_files(live, url))
+    del tus.headers["Upload-Checksum"]
+    r = tus.patch(url, 0, data, "sha1")
+    assert r.status_code == 204, r.text

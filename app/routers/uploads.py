@@ -103,6 +103,8 @@ async def patch(upload_id: uuid.UUID, request: Request, ctx: Ctx,
     checksum = uploads.parse_checksum(request.headers.get("upload-checksum"))
     if upload.offset < upload.length:
         part = await uploads.receive(settings, upload, request.stream(), checksum)
+        if part is None:  # the client went away mid-PATCH; nobody reads this answer
+            return Response(status_code=400)
         upload = await run_in_threadpool(uploads.accept, ctx, settings, upload.id,
                                          upload.offset, part)
     headers = tus_headers(**{"Upload-Offset": str(upload.offset)})

@@ -326,7 +326,9 @@ async def receive(settings: Settings, upload: Upload, body: AsyncIterator[bytes]
                     await to_thread.run_sync(part.write, data)
         except ClientDisconnect:
             if checksum is not None:
-                raise
+                # Unchecked bytes are worth nothing: the tablet resends from the offset.
+                await to_thread.run_sync(part.discard)
+                return None
             log.info("upload %s: client went away mid-PATCH; keeping what arrived", upload.id)
         if buffered:
             await to_thread.run_sync(part.write, b"".join(buffered))
@@ -348,13 +350,14 @@ def accept(ctx: Context, settings: Settings, upload_id: uuid.UUID, started_at: i
     """Make the part a chunk of the upload: renamed to its own chunk name first, then one
     conditional UPDATE moves the offset from where this PATCH started. Losing that race
     (another PATCH got there first) answers 409 and leaves the part for cleanup."""
-    chunk = f"chunk-{started_at:016d}-{part.token}"
-    os.replace(part.path, part.path.with_name(chunk))
     upload = ctx.db.exec(select(Upload).where(Upload.id == upload_id)
                          .execution_options(populate_existing=True)).one()
     if part.size == 0:
+        part.path.unlink(missing_ok=True)
         ctx.db.commit()
         return upload
+    chunk = f"chunk-{started_at:016d}-{part.token}"
+    os.replace(part.path, part.path.with_name(chunk))
     moved = ctx.db.exec(
         update(Upload)
         .where(Upload.id == upload_id, Upload.offset == started_at,
