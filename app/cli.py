@@ -154,8 +154,7 @@ def cmd_retention(args: argparse.Namespace, settings: Settings) -> int:
     for kind, item in summary.items():
         if kind == "run_id":
             continue
-        note = {"no_rule": " (no rule for this kind)",
-                "not_wired_yet": " (media store not wired in yet)"}.get(item["status"], "")
+        note = " (no rule for this kind)" if item["status"] == "no_rule" else ""
         count = item["removed"] if args.apply else item["found"]
         print(f"{kind}: {verb} {count} older than {item['days']} days{note}")
     if args.apply:

@@ -240,7 +240,7 @@ def test_retention_dry_run_and_apply(world: World, app, settings, capsys,
 
     out = _retention(settings, capsys, "--dry-run")
     assert "webhook_delivery: would remove 0 older than 90 days" in out
-    assert "photo: would remove 0 older than 730 days (media store not wired in yet)" in out
+    assert "photo: would remove 0 older than 730 days" in out
 
     clock.set(datetime.now(timezone.utc) + timedelta(days=91))
     events_before = audit.verify(app.state.engine).checked

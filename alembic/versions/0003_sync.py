@@ -2,7 +2,7 @@
 resumable uploads
 
 Revision ID: 0003
-Revises: 0004
+Revises: 0006
 Create Date: 2026-11-26 06:43:31.002005
 """
 from typing import Sequence, Union
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 
 revision: str = '0003'
-down_revision: Union[str, None] = '0004'
+down_revision: Union[str, None] = '0006'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

@@ -10,7 +10,7 @@ from sqlmodel import Field, Index, SQLModel
 
 from app.models.board import BoardOut
 from app.models.common import ApiModel, UtcDatetime, id_field, json_field, utc_field
-from app.models.media import MediaOut
+from app.models.media import MediaOut, MediaTombstone
 
 Setting = Literal["home", "school", "placement", "other"]
 Source = Literal["child_direct", "child_assisted", "adult_interpretation",
@@ -273,6 +273,9 @@ class EntryOut(ApiModel):
                                      "this entry carries, with their links.")
     media_withdrawn: bool = PydField(default=False, description="True when this entry's "
                                      "media is hidden because its consent was withdrawn.")
+    media_erased: list[MediaTombstone] = PydField(
+        default_factory=list, description="Media that was erased (by a manager, or at the "
+        "end of its retention period): only that it existed, when and why remain.")
 
     clock_offset_ms: int | None = PydField(default=None, description="Server clock minus the "
                                            "tablet's clock when the entry was synced.")

@@ -52,6 +52,11 @@ class Media(SQLModel, table=True):
     fingerprint: str = Field(max_length=64)
     created_by: uuid.UUID | None = Field(default=None, foreign_key="users.id")
     created_at: datetime = utc_field(default_now=True)
+    # Erasure leaves this row as a tombstone: its files are gone, and who, when and why stay.
+    erased_at: datetime | None = utc_field(nullable=True)
+    erased_by: uuid.UUID | None = Field(default=None, foreign_key="users.id")
+    erasure_cause: str | None = Field(default=None, max_length=16)  # manager | retention
+    erasure_reason: str | None = Field(default=None, max_length=2000)
 
 
 class MediaFile(SQLModel, table=True):
@@ -87,6 +92,22 @@ class MediaUploadIn(ApiModel):
     keep_taken_at: bool = PydField(default=False, description="Keep the time the photo was "
                                    "taken (from its EXIF) as data; the EXIF itself is never "
                                    "kept.")
+
+
+class MediaErase(ApiModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"reason": "The photo shows the child's home address on a letter."}]})
+    reason: str = PydField(min_length=1, max_length=2000)
+
+
+class MediaTombstone(ApiModel):
+    """Media that was erased: its files are gone; the record keeps that it existed."""
+
+    id: uuid.UUID
+    kind: MediaKind
+    erased_at: datetime
+    erasure_cause: Literal["manager", "retention"]
+    erasure_reason: str | None = None
 
 
 class MediaOut(ApiModel):

@@ -9,9 +9,9 @@ from starlette.concurrency import run_in_threadpool
 from app.core.errors import Problem
 from app.core.multipart import receive_multipart, receive_raw
 from app.models.capture import EntryOut
-from app.models.media import MediaUploadIn
+from app.models.media import MediaErase, MediaUploadIn
 from app.routers.deps import AppSettings, Ctx
-from app.services import media, media_capture
+from app.services import capture, media, media_capture
 from app.storage import staging_dir
 
 router = APIRouter(tags=["media"])
@@ -157,7 +157,7 @@ _SERVE_RESPONSES = {200: {"content": {"image/jpeg": {}, "audio/mp4": {}},
                           "description": "The file."},
                     206: {"description": "Part of the file (Range)."},
                     304: {"description": "Not modified (If-None-Match)."},
-                    410: {"description": "Withdrawn: its consent was withdrawn."},
+                    410: {"description": "Withdrawn (its consent was withdrawn) or erased."},
                     416: {"description": "Range not satisfiable."}}
 
 
@@ -178,6 +178,14 @@ def get_thumbnail(media_id: uuid.UUID, request: Request, ctx: Ctx) -> Response:
             summary="A recording's playback copy (AAC in M4A; every browser plays it)")
 def get_playback(media_id: uuid.UUID, request: Request, ctx: Ctx) -> Response:
     return _serve(request, ctx, media_id, "playback")
+
+
+@router.post("/media/{media_id}/erase", response_model=EntryOut,
+             summary="Erase a photo or recording, with a reason (team manager); the entry "
+             "keeps a tombstone")
+def erase_media(media_id: uuid.UUID, data: MediaErase, request: Request, ctx: Ctx) -> EntryOut:
+    entry_id = media.erase_media(ctx, request.app.state.media_store, media_id, data)
+    return capture.get_entry(ctx, entry_id)
 
 
 @bench_router.post("/bench/stream")

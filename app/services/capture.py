@@ -150,6 +150,7 @@ def entry_out(entry: VoiceEntry, attached: media.EntryMedia | None = None) -> En
                     retracted_by=entry.retracted_by,
                     media=attached.items if attached else [],
                     media_withdrawn=attached.withdrawn if attached else False,
+                    media_erased=attached.erased if attached else [],
                     **entry.content)
 
 

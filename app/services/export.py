@@ -5,8 +5,8 @@
     consents.json       every consent recorded for the child
     plan-versions.json  every published version of My plan
     symbols.obl         the child's symbol choices as Open Board Logging (open-board-log-0.1)
-    media/…             photos and audio (added when the media store is wired in:
-                        see `media_members`)
+    media/…             the photos and recordings of the included entries (clean copies:
+                        no EXIF, GPS or container metadata), named <entry id>-<media id>
 
 It is family-facing: an entry is in it only while the consent it was made under covers
 `share_family` (withdrawn: out at once), and an entry with other people in it is listed
@@ -28,6 +28,7 @@ import uuid
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from datetime import datetime, timezone
 from typing import Any
 
@@ -42,8 +43,10 @@ from app.models.plan import PlanVersion
 from app.models.safeguarding import SafeguardingAlert
 from app.services import access, audit, consent
 from app.services.access import Need
-from app.services.capture import entry_out
+from app.services.capture import entries_out
+from app.services.media import file_extension
 from app.services.plans import version_view
+from app.storage import MediaStore
 
 OBL_FORMAT = "open-board-log-0.1"
 
@@ -71,12 +74,15 @@ class ExportBundle:
     members: list[ExportMember]
 
 
-def media_members(db: Session, entries: list[VoiceEntry]) -> list[ExportMember]:
-    """SEAM for the media store (issue 3): return one ExportMember per photo or audio file
-    of the *included* `entries`, named `media/<entry id>.<ext>`, with `chunks` reading
-    from the MediaStore so nothing large is held in memory; the index lists them. There is
-    no media in this branch, so there is nothing to add yet."""
-    return []
+def media_members(entries: list[EntryOut], store: MediaStore) -> list[ExportMember]:
+    """One member per photo or recording the included entries may still show, read from
+    the store in chunks as the zip is written (never held in memory)."""
+    members = []
+    for entry in entries:
+        for item in entry.media:
+            name = f"media/{entry.id}-{item.id}.{file_extension(item.content_type)}"
+            members.append(ExportMember(name, chunks=partial(store.open_range, item.sha256)))
+    return members
 
 
 def _iso(when: datetime | None) -> str | None:
@@ -89,7 +95,7 @@ def _json(value: Any) -> bytes:
     return json.dumps(value, indent=2, ensure_ascii=False, default=str).encode()
 
 
-def build(ctx: Context, child_id: uuid.UUID) -> ExportBundle:
+def build(ctx: Context, child_id: uuid.UUID, store: MediaStore) -> ExportBundle:
     child = access.child_for(ctx, child_id, Need.oversee)
     db, now = ctx.db, utcnow()
     share_ids = consent.family_share_consent_ids(db, child.id)
@@ -108,7 +114,7 @@ def build(ctx: Context, child_id: uuid.UUID) -> ExportBundle:
         elif reason in WITHHELD_REASONS:
             withheld.append((entry, reason))
         # Anything else (no share_family consent now, retracted, erased) is simply out.
-    included_out = [entry_out(e) for e in included]
+    included_out = entries_out(db, included)
     included_ids = {e.id for e in included}
     consents = [consent.consent_out(c) for c in db.exec(
         select(Consent).where(Consent.child_id == child.id)
@@ -116,7 +122,7 @@ def build(ctx: Context, child_id: uuid.UUID) -> ExportBundle:
     versions = _plan_versions(db, child, included_ids)
     sessions = {s.id: s for s in db.exec(select(CaptureSession).where(
         CaptureSession.id.in_({e.session_id for e in included})))} if included else {}
-    media = media_members(db, included)
+    media = media_members(included_out, store)
 
     withheld_list = [{"id": str(e.id), "kind": e.kind, "captured_at": _iso(e.captured_at),
                       "reason": reason} for e, reason in withheld]

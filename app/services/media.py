@@ -18,10 +18,12 @@ from sqlmodel import Session, func, select
 
 from app.core.context import Context
 from app.core.db import is_postgres
-from app.core.errors import NotFound, Problem
+from app.core.clock import utcnow
+from app.core.errors import Conflict, NotFound, Problem
 from app.models.capture import VoiceEntry
-from app.models.media import Media, MediaFile, MediaOut
+from app.models.media import Media, MediaErase, MediaFile, MediaOut, MediaTombstone
 from app.services import access, audit, consent
+from app.services.access import Need
 from app.storage import MediaStore, staging_dir
 
 MEDIA_PATH = "/api/v1/media"
@@ -42,6 +44,12 @@ SERVED_ROLES = {"main": ("display", "stored"), "thumbnail": ("thumbnail",),
 class EntryMedia:
     items: list[MediaOut] = field(default_factory=list)
     withdrawn: bool = False
+    erased: list[MediaTombstone] = field(default_factory=list)
+
+
+def tombstone(media: Media) -> MediaTombstone:
+    return MediaTombstone(id=media.id, kind=media.kind, erased_at=media.erased_at,
+                          erasure_cause=media.erasure_cause, erasure_reason=media.erasure_reason)
 
 
 def _shown(entry: VoiceEntry, media: Media, withdrawn: set[uuid.UUID]) -> bool:
@@ -49,6 +57,10 @@ def _shown(entry: VoiceEntry, media: Media, withdrawn: set[uuid.UUID]) -> bool:
     consent the media was captured under has been withdrawn."""
     return entry.status == "active" and entry.consent_id not in withdrawn and \
         media.consent_id not in withdrawn
+
+
+def file_extension(content_type: str) -> str:
+    return _EXTENSIONS.get(content_type, "bin")
 
 
 def media_out(media: Media, files: dict[str, MediaFile]) -> MediaOut:
@@ -82,7 +94,9 @@ def media_for_entries(db: Session, entries: list[VoiceEntry]) -> dict[uuid.UUID,
     for m in rows:
         entry = by_id[m.entry_id]
         view = out.setdefault(entry.id, EntryMedia())
-        if _shown(entry, m, withdrawn) and "stored" in files[m.id]:
+        if m.erased_at is not None:
+            view.erased.append(tombstone(m))
+        elif _shown(entry, m, withdrawn) and "stored" in files[m.id]:
             view.items.append(media_out(m, files[m.id]))
         else:
             view.withdrawn = True
@@ -113,6 +127,9 @@ def open_media(ctx: Context, media_id: uuid.UUID, which: str) -> ServedFile:
     if media is None:
         raise NotFound(MEDIA_NOT_FOUND)
     access.entry_readable(ctx, media.child_id, media.session_id, MEDIA_NOT_FOUND)
+    if media.erased_at is not None:
+        raise Problem("This media was erased; the record keeps only that it existed.",
+                      status=410, slug="media-erased", title="Media erased")
     entry = ctx.db.get(VoiceEntry, media.entry_id)
     withdrawn = consent.withdrawn_ids(ctx.db, {entry.consent_id, media.consent_id})
     if not _shown(entry, media, withdrawn):
@@ -129,11 +146,59 @@ def open_media(ctx: Context, media_id: uuid.UUID, which: str) -> ServedFile:
     audit.record(ctx, f"media.read.{which}", child_id=media.child_id, object_type="media",
                  object_id=media.id)
     ctx.db.commit()
-    extension = _EXTENSIONS.get(chosen.content_type, "bin")
+    extension = file_extension(chosen.content_type)
     suffix = "" if which == "main" else f"-{which}"
     return ServedFile(sha256=chosen.sha256, size=chosen.bytes,
                       content_type=chosen.content_type,
                       filename=f"{media.kind}-{media.id}{suffix}.{extension}")
+
+
+# --- erasure ---------------------------------------------------------------------------
+
+def erase(db: Session, media: Media, *, cause: str, reason: str | None,
+          by: uuid.UUID | None = None) -> list[str]:
+    """Take a media item's files out of the record, leaving the row as a tombstone (who,
+    when, why). Returns the blob keys it released: once the transaction has committed,
+    pass them to `delete_if_unreferenced` (a blob may still be shared by other media)."""
+    files = list(db.exec(select(MediaFile).where(MediaFile.media_id == media.id)))
+    keys = [f.sha256 for f in files]
+    lock_blobs(db, keys)
+    for f in files:
+        db.delete(f)
+    media.erased_at, media.erased_by = utcnow(), by
+    media.erasure_cause, media.erasure_reason = cause, reason
+    db.add(media)
+    db.flush()
+    return keys
+
+
+def erase_media(ctx: Context, store: MediaStore, media_id: uuid.UUID,
+                data: MediaErase) -> uuid.UUID:
+    """A manager of the child's team erases one photo or recording, with a reason.
+    Returns the id of the entry that carried it (which keeps the tombstone)."""
+    media = ctx.db.get(Media, media_id)
+    if media is None:
+        raise NotFound(MEDIA_NOT_FOUND)
+    try:
+        access.child_for(ctx, media.child_id, Need.oversee)
+    except NotFound:
+        raise NotFound(MEDIA_NOT_FOUND) from None
+    if media.erased_at is not None:
+        raise Conflict("This media was already erased.",
+                       erased_at=media.erased_at.isoformat())
+    keys = erase(ctx.db, media, cause="manager", reason=data.reason, by=ctx.user.id)
+    audit.record(ctx, "media.erase", child_id=media.child_id, object_type="media",
+                 object_id=media.id)
+    entry_id = media.entry_id
+    ctx.db.commit()
+    delete_if_unreferenced(ctx.db, store, keys)
+    return entry_id
+
+
+def past_retention(db: Session, kind: str, cutoff) -> list[Media]:  # noqa: ANN001
+    """Media of `kind` captured before `cutoff` and not yet erased."""
+    return list(db.exec(select(Media).where(Media.kind == kind, Media.erased_at.is_(None),
+                                            Media.created_at < cutoff)))
 
 
 # --- blobs -----------------------------------------------------------------------------

@@ -12,11 +12,9 @@ Kinds with rules now:
 - staff_session: sign-ins that ended (expired or revoked) more than the period ago, with
   their refresh tokens.
 
-SEAM for the media store (issue 3): `photo` and `audio` are registered as kinds whose
-rule finds nothing yet. When media is wired in, replace MEDIA_PENDING's rules with ones
-that find media of those kinds older than the cutoff (with their child ids, so each
-removal is audited against the child) and delete the bytes and renditions from the
-MediaStore, leaving the entry as a tombstone.
+- photo, audio: media captured before the cutoff. Their files (clean copy, renditions)
+  leave the MediaStore; the media row stays as a tombstone on its entry (erased by
+  retention, when), and each removal is audited against the child.
 
 Children's records themselves (entries, consents, plans) are not removed here: how long a
 social care record is kept is the council's records policy, applied by its own process.
@@ -38,10 +36,12 @@ from app.core.clock import utcnow
 from app.core.config import Settings
 from app.core.context import Actor, Context
 from app.core.db import new_session
+from app.models.media import Media
 from app.models.retention import RetentionRun
 from app.models.safeguarding import WebhookDelivery
 from app.models.staff import RefreshToken, SignInThrottle, StaffSession
-from app.services import audit
+from app.services import audit, media
+from app.storage import make_store
 
 ID_LIST_LIMIT = 1000
 
@@ -57,8 +57,9 @@ class Candidate:
 class Rule:
     kind: str
     find: Callable[[Session, datetime, datetime], list[Candidate]]  # (db, cutoff, now)
-    remove: Callable[[Session, list[Candidate]], None]
-    wired: bool = True
+    # Removes the candidates; may return media blob keys it released, which are deleted
+    # from the store once the removal has committed (if no other media still uses them).
+    remove: Callable[[Session, list[Candidate]], list[str] | None]
 
 
 RULES: dict[str, Rule] = {}
@@ -105,21 +106,26 @@ def _remove_sessions(db: Session, items: list[Candidate]) -> None:
     db.exec(delete(StaffSession).where(StaffSession.id.in_(ids)))
 
 
-def _find_nothing(db: Session, cutoff: datetime, now: datetime) -> list[Candidate]:
-    return []
+def _media_rule(kind: str) -> Rule:
+    def find(db: Session, cutoff: datetime, now: datetime) -> list[Candidate]:
+        return [Candidate("media", str(m.id), m.child_id)
+                for m in media.past_retention(db, kind, cutoff)]
 
+    def remove(db: Session, items: list[Candidate]) -> list[str]:
+        released: list[str] = []
+        for c in items:
+            row = db.get(Media, uuid.UUID(c.object_id))
+            released += media.erase(db, row, cause="retention", reason=None)
+        return released
 
-def _remove_nothing(db: Session, items: list[Candidate]) -> None:
-    return None
+    return Rule(kind, find, remove)
 
 
 register(Rule("webhook_delivery", _find_deliveries, _remove_deliveries))
 register(Rule("sign_in", _find_throttles, _remove_throttles))
 register(Rule("staff_session", _find_sessions, _remove_sessions))
-# Media kinds: wired when the media store is merged (see the module docstring).
-MEDIA_PENDING = ("photo", "audio")
-for _kind in MEDIA_PENDING:
-    register(Rule(_kind, _find_nothing, _remove_nothing, wired=False))
+register(_media_rule("photo"))
+register(_media_rule("audio"))
 
 
 # --- running -----------------------------------------------------------------------------
@@ -128,6 +134,7 @@ def run(engine: Engine, settings: Settings, *, apply: bool) -> dict[str, Any]:
     """Find (and with `apply`, remove) everything past retention; returns the summary."""
     now = utcnow()
     summary: dict[str, Any] = {}
+    released: list[str] = []
     with new_session(engine) as db:
         ctx = Context(db=db, actor=Actor())
         for kind, days in sorted(settings.retention_days.items()):
@@ -138,10 +145,10 @@ def run(engine: Engine, settings: Settings, *, apply: bool) -> dict[str, Any]:
                 summary[kind] = {**item, "status": "no_rule", "found": 0, "removed": 0}
                 continue
             found = rule.find(db, cutoff, now)
-            item.update(status="ok" if rule.wired else "not_wired_yet", found=len(found),
-                        removed=0, ids=[c.object_id for c in found[:ID_LIST_LIMIT]])
+            item.update(status="ok", found=len(found), removed=0,
+                        ids=[c.object_id for c in found[:ID_LIST_LIMIT]])
             if apply and found:
-                rule.remove(db, found)
+                released += rule.remove(db, found) or []
                 item["removed"] = len(found)
                 for c in found:
                     if c.child_id is not None:
@@ -156,6 +163,7 @@ def run(engine: Engine, settings: Settings, *, apply: bool) -> dict[str, Any]:
                          object_id=retention_run.id)
             db.commit()
             summary = {"run_id": str(retention_run.id), **summary}
+            media.delete_if_unreferenced(db, make_store(settings), released)
         else:
             db.rollback()
     return summary
