@@ -193,6 +193,18 @@ def cmd_media_sweep(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_cleanup(args: argparse.Namespace, settings: Settings) -> int:
+    from app.services.uploads import cleanup
+
+    migrate(settings)
+    engine = make_engine(settings.resolved_database_url)
+    counts = cleanup(engine, settings)
+    engine.dispose()
+    print(f"uploads: {counts['expired']} expired, {counts['removed']} leftover files or "
+          "directories removed")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="childvoice", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -252,6 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("media-sweep", help="remove what a crash left in the media root: stale "
                    "staging files, blobs no row names").set_defaults(func=cmd_media_sweep)
+    sub.add_parser("cleanup", help="expire unfinished resumable uploads past their time and "
+                   "remove their bytes (the service also does this itself)") \
+        .set_defaults(func=cmd_cleanup)
     return parser
 
 

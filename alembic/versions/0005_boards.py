@@ -1,7 +1,7 @@
 """boards: assets (images and sounds) that boards carry; photos for personal boards
 
 Revision ID: 0005
-Revises: 0006
+Revises: 0003
 Create Date: 2026-11-26 06:55:00
 """
 from typing import Sequence, Union
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 
 revision: str = '0005'
-down_revision: Union[str, None] = '0006'
+down_revision: Union[str, None] = '0003'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

@@ -83,6 +83,18 @@ class Settings(BaseSettings):
     retention_days: dict[str, int] = {"photo": 730, "audio": 730, "webhook_delivery": 90,
                                       "sign_in": 30, "staff_session": 30}
 
+    # Offline-first capture (issue 4).
+    device_offline_hours: int = Field(default=72, ge=1, description="How long an enrolled "
+                                      "tablet may start sessions offline after it last "
+                                      "reached the server.")
+    sync_batch_max_items: int = Field(default=500, ge=1, le=5000)
+    upload_expiry_hours: int = Field(default=24, ge=1, description="An unfinished resumable "
+                                     "upload expires this long after its last accepted "
+                                     "bytes; its bytes are then removed.")
+    upload_cleanup_seconds: float = Field(default=600, ge=0, description="How often each API "
+                                          "process removes expired uploads' bytes (0: never; "
+                                          "`childvoice cleanup` does it on demand).")
+
     page_size_default: int = 50
 
     # Board import (.obf / .obz): limits that keep a hostile package from costing more than

@@ -107,10 +107,12 @@ def problem_response(problem: Problem, request: Request | None = None) -> JSONRe
     )
 
 
-def _validation_problem(exc: RequestValidationError) -> Problem:
+def validation_problem(raw_errors: Any, loc_prefix: tuple[str | int, ...] = ()) -> Problem:
+    """A problem document from pydantic's error list (a request's, or one sync item's, whose
+    locations are then prefixed with where the item sits in the request)."""
     errors = []
-    for err in exc.errors():
-        loc = list(err.get("loc", ()))
+    for err in raw_errors:
+        loc = [*loc_prefix, *err.get("loc", ())]
         if err.get("type") == "union_tag_invalid":
             # Name the field that picks the variant (e.g. an entry's `kind`).
             loc.append(str(err.get("ctx", {}).get("discriminator", "")).strip("'"))
@@ -123,6 +125,10 @@ def _validation_problem(exc: RequestValidationError) -> Problem:
     shown = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors[:3])
     more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
     return Invalid(f"Fix these fields: {shown}{more}.", errors=errors)
+
+
+def _validation_problem(exc: RequestValidationError) -> Problem:
+    return validation_problem(exc.errors())
 
 
 _STATUS_SLUGS = {404: NotFound, 401: Unauthorized, 403: Forbidden, 409: Conflict}

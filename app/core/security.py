@@ -18,6 +18,7 @@ from app.core.config import Settings
 
 CAPTURE_TOKEN_PREFIX = "cvc_"
 REFRESH_TOKEN_PREFIX = "cvr_"
+DEVICE_KEY_PREFIX = "cvd_"
 JWT_ALGORITHM = "HS256"
 
 # A short list of the most common long passwords and patterns; the policy also refuses
@@ -138,3 +139,18 @@ def hash_capture_token(token: str) -> str:
 
 def is_capture_token(token: str) -> bool:
     return token.startswith(CAPTURE_TOKEN_PREFIX)
+
+
+def new_device_key() -> tuple[str, str]:
+    """A fresh device key and the hash that is stored in its place."""
+    key = DEVICE_KEY_PREFIX + secrets.token_urlsafe(32)
+    return key, hash_device_key(key)
+
+
+def hash_device_key(key: str) -> str:
+    # A 256-bit random secret needs no slow hash; SHA-256 keeps a database read from using it.
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def device_key_matches(key: str | None, key_hash: str) -> bool:
+    return key is not None and secrets.compare_digest(hash_device_key(key), key_hash)

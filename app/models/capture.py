@@ -32,8 +32,15 @@ class CaptureSession(SQLModel, table=True):
     started_at: datetime = utc_field(default_now=True)
     ended_at: datetime | None = utc_field(nullable=True)
     expires_at: datetime = utc_field()
-    # Only a hash of the capture token is kept, so a database read cannot replay it.
-    token_hash: str = Field(max_length=64, unique=True)
+    # Only a hash of the capture token is kept, so a database read cannot replay it. A
+    # session started offline on a tablet has no capture token.
+    token_hash: str | None = Field(default=None, max_length=64, unique=True)
+    # Offline sessions (issue 4): the tablet's id for the session, the enrolled device it
+    # came from, when it reached the server and how far the tablet's clock was behind.
+    client_id: uuid.UUID | None = Field(default=None, unique=True)
+    device_id: uuid.UUID | None = Field(default=None, foreign_key="devices.id", index=True)
+    received_at: datetime | None = utc_field(nullable=True)
+    clock_offset_ms: int | None = None
 
 
 class VoiceEntry(SQLModel, table=True):
@@ -70,6 +77,11 @@ class VoiceEntry(SQLModel, table=True):
     family_cleared_at: datetime | None = utc_field(nullable=True)
     family_cleared_by: uuid.UUID | None = Field(default=None, foreign_key="users.id")
     family_clearance_reason: str | None = Field(default=None, max_length=2000)
+    # Server clock minus the tablet's clock when the entry arrived in a sync batch.
+    clock_offset_ms: int | None = None
+    # A change of heart ("no, not that one"): the entry stays, marked retracted.
+    retracted_at: datetime | None = utc_field(nullable=True)
+    retracted_by: uuid.UUID | None = Field(default=None, foreign_key="users.id")
 
 
 # --- request schemas ---------------------------------------------------------------
@@ -196,6 +208,9 @@ class SessionBoard(BoardOut):
 
 class SessionOut(ApiModel):
     id: uuid.UUID
+    client_id: uuid.UUID | None = PydField(default=None, description="The tablet's id, for a "
+                                           "session started offline.")
+    device_id: uuid.UUID | None = None
     child_id: uuid.UUID
     worker_id: uuid.UUID
     setting: Setting
@@ -261,6 +276,13 @@ class EntryOut(ApiModel):
     media_erased: list[MediaTombstone] = PydField(
         default_factory=list, description="Media that was erased (by a manager, or at the "
         "end of its retention period): only that it existed, when and why remain.")
+
+    clock_offset_ms: int | None = PydField(default=None, description="Server clock minus the "
+                                           "tablet's clock when the entry was synced.")
+    retracted_at: datetime | None = PydField(default=None, description="When the child took "
+                                             "this back (tablet clock); status is then "
+                                             "`retracted` and it leaves the plan.")
+    retracted_by: uuid.UUID | None = None
 
 
 class OtherPeopleUpdate(ApiModel):

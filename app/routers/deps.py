@@ -6,7 +6,8 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2PasswordBearer
+from fastapi.security import (APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer,
+                              OAuth2PasswordBearer)
 from sqlmodel import Session
 
 from app.core.config import Settings
@@ -21,6 +22,10 @@ _oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False,
                                description="Staff sign-in: email and password.")
 _bearer = HTTPBearer(auto_error=False, scheme_name="capture_token",
                      description="Child mode: the capture token a session was opened with.")
+
+_device_key = APIKeyHeader(name="X-Device-Key", auto_error=False, scheme_name="device_key",
+                           description="An enrolled tablet's device key, sent with its "
+                           "worker's staff token when syncing.")
 
 
 def get_settings(request: Request) -> Settings:
@@ -63,6 +68,7 @@ def get_anonymous_context(request: Request,
 Ctx = Annotated[Context, Depends(get_context)]
 AnonCtx = Annotated[Context, Depends(get_anonymous_context)]
 AppSettings = Annotated[Settings, Depends(get_settings)]
+DeviceKey = Annotated[str | None, Depends(_device_key)]
 
 
 class PageParams:

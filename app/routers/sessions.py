@@ -1,11 +1,13 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Response, status
+from fastapi import APIRouter, Body, Request, Response, status
 
 from app.models.capture import (ENTRY_EXAMPLES, EntryIn, EntryOut, SessionBoardsOut,
                                 SessionCreate, SessionOut)
-from app.routers.deps import AppSettings, Ctx
+from app.models.common import Page
+from app.routers.deps import AppSettings, Ctx, Paging
+from app.routers.etag import etag_response
 from app.services import capture
 
 router = APIRouter(tags=["capture"])
@@ -26,9 +28,18 @@ def end_session(session_id: uuid.UUID, ctx: Ctx) -> SessionOut:
 
 
 @router.get("/sessions/{session_id}/boards", response_model=SessionBoardsOut,
-            summary="The boards offered in this session, with the child's preferences")
-def session_boards(session_id: uuid.UUID, ctx: Ctx) -> SessionBoardsOut:
-    return capture.get_session_boards(ctx, session_id)
+            summary="The boards offered in this session, with the child's preferences",
+            responses={304: {"description": "Unchanged since the ETag in If-None-Match."}})
+def session_boards(request: Request, session_id: uuid.UUID, ctx: Ctx) -> Response:
+    """Everything the tablet needs to show the boards offline; send `If-None-Match` with
+    the ETag you hold and an unchanged set answers 304."""
+    return etag_response(request, capture.get_session_boards(ctx, session_id))
+
+
+@router.get("/sessions/{session_id}/entries", response_model=Page[EntryOut],
+            summary="A session's entries in the order the child made them (captured_at)")
+def session_entries(session_id: uuid.UUID, ctx: Ctx, page: Paging) -> dict:
+    return capture.list_session_entries(ctx, session_id, page.limit, page.cursor)
 
 
 @router.post("/sessions/{session_id}/entries", response_model=EntryOut,

@@ -6,6 +6,9 @@
 - A capture token (child mode): its own session's boards and new entries, nothing else.
 - Safeguarding alerts: the allocated worker and the team manager, and no one else.
 - Oversight (a child's audit trail, subject access exports): the team manager.
+- An enrolled device (a tablet syncing what it captured offline): the device key together
+  with a staff token of the worker it is enrolled to, until it is revoked. Its worker, their
+  team manager and admins may see and revoke it.
 
 A child the caller may not see answers 404 so its existence does not leak; a child the
 caller may see, with an action their role may not take, answers 403.
@@ -19,12 +22,15 @@ from enum import Enum
 from sqlmodel import Session, select
 
 from app.core.context import Actor, Context
-from app.core.errors import Forbidden, NotFound
+from app.core.errors import Forbidden, NotFound, Unauthorized
+from app.core.security import device_key_matches, hash_device_key
 from app.models.capture import CaptureSession
 from app.models.child import Allocation, Child
 from app.models.staff import Role, User
+from app.models.sync import Device
 
 CHILD_NOT_FOUND = "No child with this id is visible to you."
+DEVICE_NOT_FOUND = "No device with this id is visible to you."
 
 
 class Need(str, Enum):
@@ -114,6 +120,13 @@ def visible_child_ids_clause(user: User):  # noqa: ANN201 - a SQL expression
     return Child.id.in_(held)
 
 
+def writable_child_ids_clause(user: User):  # noqa: ANN201 - a SQL expression
+    """A WHERE clause on Child limiting a query to the children `user` may capture with:
+    the ones allocated to them now (the same rule as Need.write)."""
+    return Child.id.in_(select(Allocation.child_id).where(Allocation.user_id == user.id,
+                                                          Allocation.ended_at.is_(None)))
+
+
 def session_for(ctx: Context, session_id: uuid.UUID, need: Need) -> CaptureSession:
     """A capture session, for its own capture token or for staff with `need` on the child."""
     session = ctx.actor.capture_session
@@ -130,6 +143,70 @@ def session_for(ctx: Context, session_id: uuid.UUID, need: Need) -> CaptureSessi
     except NotFound:
         raise NotFound("No capture session with this id is visible to you.") from None
     return found
+
+
+# --- enrolled devices ------------------------------------------------------------------
+
+def may_enroll_device(ctx: Context) -> User:
+    user = require_staff(ctx.actor)
+    if user.role == Role.admin:
+        raise Forbidden("Admins do not capture with children, so they do not enroll tablets; "
+                        "the worker who will use the tablet enrolls it.")
+    return user
+
+
+def device_for(ctx: Context, device_id: uuid.UUID) -> Device:
+    """A device, for its worker, a manager of that worker's team, or an admin (to see it
+    and to revoke it); anyone else gets 404."""
+    user = require_staff(ctx.actor)
+    device = ctx.db.get(Device, device_id)
+    if device is None:
+        raise NotFound(DEVICE_NOT_FOUND)
+    if device.user_id == user.id or user.role == Role.admin:
+        return device
+    if user.role == Role.team_manager:
+        owner = ctx.db.get(User, device.user_id)
+        if owner is not None and owner.team_id == user.team_id:
+            return device
+    raise NotFound(DEVICE_NOT_FOUND)
+
+
+def visible_devices_clause(user: User):  # noqa: ANN201 - a SQL expression
+    """A WHERE clause on Device limiting a query to the devices `user` may see."""
+    if user.role == Role.admin:
+        return Device.id.is_not(None)
+    if user.role == Role.team_manager:
+        team = select(User.id).where(User.team_id == user.team_id)
+        return (Device.user_id == user.id) | Device.user_id.in_(team)
+    return Device.user_id == user.id
+
+
+def tablet_device(ctx: Context, device_id: uuid.UUID | None,
+                  device_key: str | None) -> Device:
+    """The enrolled device a tablet acts as: the key must match the device (named by id, or
+    found by its key alone when `device_id` is None), the staff token must be the worker's
+    it is enrolled to, and it must not be revoked. The row is locked until commit, so a
+    revocation and a sync never interleave."""
+    user = require_staff(ctx.actor)
+    if device_id is None:
+        stmt = select(Device).where(Device.key_hash == hash_device_key(device_key or ""))
+    else:
+        stmt = select(Device).where(Device.id == device_id)
+    device = ctx.db.exec(stmt.with_for_update()).first()
+    if device is None or not device_key_matches(device_key, device.key_hash):
+        raise Unauthorized("The device_id and X-Device-Key do not name an enrolled device. "
+                           "Enroll the tablet again (POST /api/v1/devices).",
+                           slug="invalid-device-key", title="Unknown device")
+    if device.revoked_at is not None:
+        raise Forbidden("This device was revoked, so it can no longer sync; nothing in this "
+                        "request was stored. Keep the tablet's queue and ask the worker to "
+                        "enroll it again if the revocation was a mistake.",
+                        slug="device-revoked", title="Device revoked",
+                        revoked_at=device.revoked_at.isoformat())
+    if device.user_id != user.id:
+        raise Forbidden("This device is enrolled to another worker; sign in as that worker "
+                        "to sync it.", slug="device-not-yours", title="Not your device")
+    return device
 
 
 def entry_readable(ctx: Context, child_id: uuid.UUID, session_id: uuid.UUID,

@@ -23,6 +23,7 @@ import base64
 import hashlib
 import json
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timezone
 
@@ -62,19 +63,31 @@ def event_hash(event: AuditEvent) -> str:
 
 def record(ctx: Context, action: str, *, child_id: uuid.UUID | None = None,
            object_type: str | None = None, object_id: uuid.UUID | str | None = None) -> None:
+    record_many(ctx, [(action, child_id, object_type, object_id)])
+
+
+def record_many(ctx: Context, events: Iterable[tuple[str, uuid.UUID | None, str | None,
+                                                     uuid.UUID | str | None]]) -> None:
+    """Several events of one request, `(action, child_id, object_type, object_id)` each,
+    chained in the order given: one lock and one read of the chain's tail for them all."""
+    events = list(events)
+    if not events:
+        return
     db = ctx.db
     if is_postgres(db.get_bind()):
         db.exec(text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=_CHAIN_LOCK_KEY))
     prev = db.exec(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)).first()
-    event = AuditEvent(
-        actor_type=ctx.actor.kind, actor_id=ctx.actor.id, actor_role=ctx.actor.role,
-        action=action, child_id=child_id, object_type=object_type,
-        object_id=str(object_id) if object_id is not None else None,
-        client_ip=ctx.client_ip, user_agent=(ctx.user_agent or "")[:300] or None,
-        request_id=ctx.request_id, prev_hash=prev or GENESIS_HASH, hash="")
-    event.hash = event_hash(event)
-    db.add(event)
-    db.flush()
+    for action, child_id, object_type, object_id in events:
+        event = AuditEvent(
+            actor_type=ctx.actor.kind, actor_id=ctx.actor.id, actor_role=ctx.actor.role,
+            action=action, child_id=child_id, object_type=object_type,
+            object_id=str(object_id) if object_id is not None else None,
+            client_ip=ctx.client_ip, user_agent=(ctx.user_agent or "")[:300] or None,
+            request_id=ctx.request_id, prev_hash=prev or GENESIS_HASH, hash="")
+        event.hash = prev = event_hash(event)
+        db.add(event)
+        # One at a time: ids come in chain order whatever the driver does with a bulk insert.
+        db.flush()
 
 
 # --- verification ----------------------------------------------------------------------

@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -37,37 +39,74 @@ def session_status(session: CaptureSession, at: datetime | None = None) -> str:
 
 
 def session_out(db: Session, session: CaptureSession, token: str | None = None) -> SessionOut:
-    return SessionOut(id=session.id, child_id=session.child_id, worker_id=session.worker_id,
+    return SessionOut(id=session.id, client_id=session.client_id, device_id=session.device_id,
+                      child_id=session.child_id, worker_id=session.worker_id,
                       setting=session.setting, purpose=session.purpose, device=session.device,
                       status=session_status(session), started_at=session.started_at,
                       ended_at=session.ended_at, expires_at=session.expires_at,
                       boards=boards.session_boards(db, session.boards), capture_token=token)
 
 
+def _start_session(ctx: Context, settings: Settings, child_id: uuid.UUID, *, setting: str,
+                   purpose: str | None, board_ids: list[uuid.UUID], started_at: datetime,
+                   **fields: Any) -> CaptureSession:
+    """The one way a session comes to be, online or offline; the caller has checked that
+    the worker may write to the child, and audits and commits."""
+    pinned = boards.boards_for_session(ctx, child_id, board_ids)
+    session = CaptureSession(child_id=child_id, worker_id=ctx.user.id, setting=setting,
+                             purpose=purpose, boards=pinned, started_at=started_at,
+                             expires_at=started_at + timedelta(hours=settings.capture_token_hours),
+                             **fields)
+    ctx.db.add(session)
+    ctx.db.flush()
+    return session
+
+
 def open_session(ctx: Context, settings: Settings, child_id: uuid.UUID,
                  data: SessionCreate) -> SessionOut:
     child = access.child_for(ctx, child_id, Need.write)
-    pinned = boards.boards_for_session(ctx, child.id, data.board_ids)
     token, token_hash = new_capture_token()
-    now = utcnow()
-    session = CaptureSession(child_id=child.id, worker_id=ctx.user.id, setting=data.setting,
-                             purpose=data.purpose, boards=pinned, device=data.device,
-                             started_at=now, token_hash=token_hash,
-                             expires_at=now + timedelta(hours=settings.capture_token_hours))
-    ctx.db.add(session)
-    ctx.db.flush()
+    session = _start_session(ctx, settings, child.id, setting=data.setting,
+                             purpose=data.purpose, board_ids=data.board_ids,
+                             started_at=utcnow(), device=data.device, token_hash=token_hash)
     audit.record(ctx, "session.open", child_id=child.id, object_type="session",
                  object_id=session.id)
     ctx.db.commit()
     return session_out(ctx.db, session, token)
 
 
+def start_offline_session(ctx: Context, settings: Settings, *, client_id: uuid.UUID,
+                          child_id: uuid.UUID, setting: str, purpose: str | None,
+                          board_ids: list[uuid.UUID], started_at: datetime, device_id: uuid.UUID,
+                          device_name: str, received_at: datetime,
+                          clock_offset_ms: int | None) -> CaptureSession:
+    """A session a tablet started without the server, arriving later: accepted when the
+    worker may write to the child now. It has no capture token. Neither audits nor commits."""
+    child = access.child_for(ctx, child_id, Need.write)
+    return _start_session(ctx, settings, child.id, setting=setting, purpose=purpose,
+                          board_ids=board_ids, started_at=started_at, client_id=client_id,
+                          device_id=device_id, device=device_name, received_at=received_at,
+                          clock_offset_ms=clock_offset_ms)
+
+
+def close_session(ctx: Context, session: CaptureSession, ended_at: datetime) -> bool:
+    """End a session unless it has ended already (then the first end stands). Returns whether
+    this call ended it. One conditional UPDATE, so two concurrent ends cannot both win."""
+    if ended_at < session.started_at:
+        raise Invalid("ended_at is before the session started", field=["body", "ended_at"])
+    changed = ctx.db.exec(update(CaptureSession)
+                          .where(CaptureSession.id == session.id,
+                                 CaptureSession.ended_at.is_(None))
+                          .values(ended_at=ended_at)).rowcount
+    ctx.db.refresh(session)
+    return bool(changed)
+
+
 def end_session(ctx: Context, session_id: uuid.UUID) -> SessionOut:
     access.require_staff(ctx.actor)
     session = access.session_for(ctx, session_id, Need.write)
     if session.ended_at is None:
-        session.ended_at = utcnow()
-        ctx.db.add(session)
+        close_session(ctx, session, max(utcnow(), session.started_at))
     audit.record(ctx, "session.end", child_id=session.child_id, object_type="session",
                  object_id=session.id)
     ctx.db.commit()
@@ -107,6 +146,8 @@ def entry_out(entry: VoiceEntry, attached: media.EntryMedia | None = None) -> En
                     other_people=entry.other_people, other_people_who=entry.other_people_who,
                     family_cleared_at=entry.family_cleared_at,
                     family_cleared_by=entry.family_cleared_by,
+                    clock_offset_ms=entry.clock_offset_ms, retracted_at=entry.retracted_at,
+                    retracted_by=entry.retracted_by,
                     media=attached.items if attached else [],
                     media_withdrawn=attached.withdrawn if attached else False,
                     media_erased=attached.erased if attached else [],
@@ -124,14 +165,16 @@ def fingerprint(data: EntryIn) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _board_content(db: Session, session: CaptureSession, data: SymbolsEntryIn | MatEntryIn
-                   ) -> tuple[dict[str, Any], dict[str, dict]]:
+def _board_content(db: Session, session: CaptureSession, data: SymbolsEntryIn | MatEntryIn,
+                   lookups: Lookups | None = None) -> tuple[dict[str, Any], dict[str, dict]]:
     """The chosen buttons as they were on that exact board version, or 422 saying why;
     with that version's buttons by id."""
     if str(data.board_id) not in {ref["board_id"] for ref in session.boards}:
         raise Invalid("board_id is not one of the boards offered in this session",
                       field=["body", "board_id"])
-    version: BoardVersion | None = boards.get_version(db, data.board_id, data.board_version)
+    version: BoardVersion | None = (lookups.version(db, data.board_id, data.board_version)
+                                    if lookups else
+                                    boards.get_version(db, data.board_id, data.board_version))
     if version is None:
         raise Invalid(f"board {data.board_id} has no version {data.board_version}",
                       field=["body", "board_version"])
@@ -182,52 +225,8 @@ def add_entry(ctx: Context, session_id: uuid.UUID, data: EntryIn,
     covers its capture: keeping a child safe never waits for consent. Such an entry names
     no consent, so it reaches neither the plan nor a family-facing export."""
     session = access.session_for(ctx, session_id, Need.write)
-    if data.kind == "observation" and not ctx.actor.is_staff:
-        raise Forbidden("Observations are the worker's; child mode cannot add them.",
-                        slug="capture-token-scope")
-    print_ = fingerprint(data)
-    existing = _stored(ctx.db, data.client_id)
-    if existing is not None:
-        entry = _same_or_conflict(existing, session.id, print_)
-        audit.record(ctx, "entry.resend", child_id=entry.child_id, object_type="entry",
-                     object_id=entry.id)
-        ctx.db.commit()
-        return entries_out(ctx.db, [entry])[0], False
-
-    content: dict[str, Any] = {}
-    board_id = board_version = None
-    signals: list[dict[str, Any]] = []
-    if isinstance(data, (SymbolsEntryIn, MatEntryIn)):
-        content, buttons = _board_content(ctx.db, session, data)
-        board_id, board_version = data.board_id, data.board_version
-        signals = safeguarding.detect(settings, data.kind, content, buttons)
-    else:
-        content = {"text": data.text}
-    try:
-        allowed_by = consent.consent_for_capture(ctx.db, session.child_id, data.kind,
-                                                 data.captured_at)
-    except Forbidden:
-        if not signals:
-            raise
-        allowed_by = None  # kept for safeguarding; no consent, so no use beyond it
-    has_others, others = other_people_fields(data.other_people)
-    entry = VoiceEntry(client_id=data.client_id, child_id=session.child_id,
-                       session_id=session.id, kind=data.kind, source=data.source,
-                       captured_at=data.captured_at, received_at=utcnow(), prompt=data.prompt,
-                       topic=data.topic, note=data.note,
-                       consent_id=allowed_by.id if allowed_by else None, board_id=board_id,
-                       board_version=board_version, content=content,
-                       created_by=ctx.actor.user.id if ctx.actor.user else None,
-                       fingerprint=print_, other_people=has_others, other_people_who=others)
-    try:
-        with ctx.db.begin_nested():
-            ctx.db.add(entry)
-    except IntegrityError:
-        # Another request stored the same client_id a moment ago.
-        existing = _stored(ctx.db, data.client_id)
-        if existing is None:
-            raise
-        entry = _same_or_conflict(existing, session.id, print_)
+    entry, created, signals = store_entry(ctx, settings, session, data)
+    if not created:
         audit.record(ctx, "entry.resend", child_id=entry.child_id, object_type="entry",
                      object_id=entry.id)
         ctx.db.commit()
@@ -238,6 +237,141 @@ def add_entry(ctx: Context, session_id: uuid.UUID, data: EntryIn,
                  object_id=entry.id)
     ctx.db.commit()
     return entry_out(entry), True
+
+
+_LOOK_IT_UP: Any = object()
+
+
+@dataclass
+class Lookups:
+    """What a run of entries (a sync batch) would otherwise look up once per entry: board
+    versions, and each child's live consents. Only for the length of one transaction."""
+
+    versions: dict[tuple[uuid.UUID, int], BoardVersion | None] = field(default_factory=dict)
+    consents: dict[uuid.UUID, list] = field(default_factory=dict)
+
+    def version(self, db: Session, board_id: uuid.UUID, number: int) -> BoardVersion | None:
+        if (board_id, number) not in self.versions:
+            self.versions[(board_id, number)] = boards.get_version(db, board_id, number)
+        return self.versions[(board_id, number)]
+
+    def live_consents(self, db: Session, child_id: uuid.UUID) -> list:
+        if child_id not in self.consents:
+            self.consents[child_id] = consent.live_consents(db, child_id)
+        return self.consents[child_id]
+
+
+Signals = list[dict[str, Any]]
+
+
+def prepare_entry(ctx: Context, settings: Settings, session: CaptureSession, data: EntryIn, *,
+                  stored: VoiceEntry | None = _LOOK_IT_UP, received_at: datetime | None = None,
+                  clock_offset_ms: int | None = None,
+                  lookups: Lookups | None = None) -> tuple[VoiceEntry, bool, Signals]:
+    """The rules every entry passes however it arrives (`POST /sessions/{id}/entries` or a
+    sync batch): idempotency by client_id, child mode's scope, the exact board version,
+    safeguarding signals, consent at `captured_at`. The caller has checked access to
+    `session`; `stored` is the entry already held under this client_id when the caller
+    looked it up in bulk.
+
+    Returns the stored entry and False for a resend of it (409 for a client_id reused for
+    other words), or a new entry, built but not added to the database, and True; with the
+    safeguarding signals of a new entry, for which the caller raises an alert once it is
+    stored. An entry with a signal is kept even when no consent covers its capture."""
+    if data.kind == "observation" and not ctx.actor.is_staff:
+        raise Forbidden("Observations are the worker's; child mode cannot add them.",
+                        slug="capture-token-scope")
+    print_ = fingerprint(data)
+    existing = _stored(ctx.db, data.client_id) if stored is _LOOK_IT_UP else stored
+    if existing is not None:
+        return _same_or_conflict(existing, session.id, print_), False, []
+
+    content: dict[str, Any] = {}
+    board_id = board_version = None
+    signals: Signals = []
+    if isinstance(data, (SymbolsEntryIn, MatEntryIn)):
+        content, buttons = _board_content(ctx.db, session, data, lookups)
+        board_id, board_version = data.board_id, data.board_version
+        signals = safeguarding.detect(settings, data.kind, content, buttons)
+    else:
+        content = {"text": data.text}
+    try:
+        allowed_by = consent.consent_for_capture(
+            ctx.db, session.child_id, data.kind, data.captured_at,
+            known=lookups.live_consents(ctx.db, session.child_id) if lookups else None)
+    except Forbidden:
+        if not signals:
+            raise
+        allowed_by = None  # kept for safeguarding; no consent, so no use beyond it
+    has_others, others = other_people_fields(data.other_people)
+    entry = VoiceEntry(client_id=data.client_id, child_id=session.child_id,
+                       session_id=session.id, kind=data.kind, source=data.source,
+                       captured_at=data.captured_at, received_at=received_at or utcnow(),
+                       prompt=data.prompt, topic=data.topic, note=data.note,
+                       consent_id=allowed_by.id if allowed_by else None, board_id=board_id,
+                       board_version=board_version, content=content,
+                       created_by=ctx.actor.user.id if ctx.actor.user else None,
+                       fingerprint=print_, other_people=has_others, other_people_who=others,
+                       clock_offset_ms=clock_offset_ms)
+    return entry, True, signals
+
+
+def store_entry(ctx: Context, settings: Settings, session: CaptureSession, data: EntryIn,
+                **kw: Any) -> tuple[VoiceEntry, bool, Signals]:
+    """prepare_entry, then add a new entry (flushed, in a savepoint); a concurrent request
+    that stored the same client_id first makes this a resend. Neither raises the alert,
+    audits nor commits: the caller does, last."""
+    entry, new, signals = prepare_entry(ctx, settings, session, data, **kw)
+    if not new:
+        return entry, False, []
+    try:
+        with ctx.db.begin_nested():
+            ctx.db.add(entry)
+    except IntegrityError:
+        # Another request stored the same client_id a moment ago.
+        existing = _stored(ctx.db, data.client_id)
+        if existing is None:
+            raise
+        return _same_or_conflict(existing, session.id, entry.fingerprint), False, []
+    return entry, True, signals
+
+
+def retract_entry(ctx: Context, entry: VoiceEntry, retracted_at: datetime) -> bool:
+    """A change of heart: the entry is kept, marked retracted with who and when, and leaves
+    the plan. Returns whether this call retracted it (False: it already was). Neither
+    audits nor commits."""
+    access.child_for(ctx, entry.child_id, Need.write)
+    if retracted_at < entry.captured_at:
+        raise Invalid("retracted_at is before the entry was captured",
+                      field=["body", "retracted_at"])
+    # Conditional, so two concurrent retractions cannot both write who and when.
+    changed = ctx.db.exec(update(VoiceEntry)
+                          .where(VoiceEntry.id == entry.id, VoiceEntry.status == "active")
+                          .values(status="retracted", retracted_at=retracted_at,
+                                  retracted_by=ctx.user.id)).rowcount
+    ctx.db.refresh(entry)
+    if changed:
+        return True
+    if entry.status == "retracted":
+        return False
+    raise Conflict(f"This entry is {entry.status}, so it cannot be retracted.",
+                   slug="entry-not-active", entry_id=str(entry.id))
+
+
+def list_session_entries(ctx: Context, session_id: uuid.UUID, limit: int,
+                         cursor: str | None) -> dict:
+    """A session's entries in the order the child made them (captured_at), whatever order
+    they arrived in; retracted ones included, marked."""
+    access.require_staff(ctx.actor)
+    session = access.session_for(ctx, session_id, Need.read)
+    page = paginate(ctx.db, select(VoiceEntry).where(VoiceEntry.session_id == session.id),
+                    sort_col=VoiceEntry.captured_at, id_col=VoiceEntry.id, limit=limit,
+                    cursor=cursor)
+    page["items"] = entries_out(ctx.db, page["items"])
+    audit.record(ctx, "entry.list", child_id=session.child_id, object_type="session",
+                 object_id=session.id)
+    ctx.db.commit()
+    return page
 
 
 def list_entries(ctx: Context, child_id: uuid.UUID, *, kind: str | None, topic: str | None,

@@ -51,6 +51,12 @@ def status(consent: Consent, at: datetime | None = None) -> str:
     return "active"
 
 
+def live_consents(db: Session, child_id: uuid.UUID) -> list[Consent]:
+    """A child's consents that are not withdrawn: what capture decisions are made from."""
+    return list(db.exec(select(Consent).where(Consent.child_id == child_id,
+                                              Consent.withdrawn_at.is_(None))))
+
+
 def child_dissented(consent: Consent) -> bool:
     return consent.child_assent == "dissented"
 
@@ -62,21 +68,23 @@ def permits(consent: Consent, at: datetime | None = None) -> bool:
     return status(consent, at) == "active" and not child_dissented(consent)
 
 
-def _covering(db: Session, child_id: uuid.UUID, scope: Scope, at: datetime) -> list[Consent]:
-    consents = db.exec(select(Consent).where(Consent.child_id == child_id,
-                                             Consent.withdrawn_at.is_(None))).all()
-    return [c for c in consents if scope.value in c.scopes and permits(c, at)]
+def _covering(db: Session, child_id: uuid.UUID, scope: Scope, at: datetime,
+              known: list[Consent] | None = None) -> list[Consent]:
+    consents = live_consents(db, child_id) if known is None else known
+    return [c for c in consents if c.withdrawn_at is None and scope.value in c.scopes
+            and permits(c, at)]
 
 
-def consent_for_capture(db: Session, child_id: uuid.UUID, kind: str,
-                        captured_at: datetime) -> Consent | None:
+def consent_for_capture(db: Session, child_id: uuid.UUID, kind: str, captured_at: datetime,
+                        known: list[Consent] | None = None) -> Consent | None:
     """The consent a capture of `kind` at `captured_at` is made under, or 403 naming the
-    missing scope. A withdrawn consent covers nothing, whatever the tablet's clock says."""
+    missing scope. A withdrawn consent covers nothing, whatever the tablet's clock says.
+    `known`: the child's live consents, when the caller decides many captures at once."""
     scope = CAPTURE_SCOPE[kind]
     if scope is None:
-        candidates = _covering(db, child_id, Scope.plan, captured_at)
+        candidates = _covering(db, child_id, Scope.plan, captured_at, known)
     else:
-        candidates = _covering(db, child_id, scope, captured_at)
+        candidates = _covering(db, child_id, scope, captured_at, known)
         if not candidates:
             raise Forbidden(
                 f"No active consent covers '{scope.value}' for this child at {captured_at.isoformat()}. "
