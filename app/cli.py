@@ -1,4 +1,5 @@
-"""The `childvoice` command: serve, migrate, create-user, demo, worker, audit, retention."""
+"""The `childvoice` command: serve, migrate, create-user, demo, boards, worker, audit,
+retention."""
 
 from __future__ import annotations
 
@@ -91,6 +92,22 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     print("Demo data loaded (all synthetic). Sign in at /docs (Authorize) with:")
     print("\n".join(lines))
     print(f"(also kept in {credentials_file})")
+    return 0
+
+
+def cmd_boards_install_starter(args: argparse.Namespace, settings: Settings) -> int:
+    from app.services.starter import install_starter
+    from app.storage import make_store
+
+    migrate(settings)
+    engine = make_engine(settings.resolved_database_url)
+    with new_session(engine) as db:
+        added = install_starter(db, settings, make_store(settings))
+    engine.dispose()
+    if added:
+        print(f"added {len(added)} starter boards: {', '.join(added)}")
+    else:
+        print("the starter boards are already in the library")
     return 0
 
 
@@ -214,6 +231,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("demo", help="fill an empty database with synthetic demo data") \
         .set_defaults(func=cmd_demo)
+
+    boards = sub.add_parser("boards", help="the board library")
+    boards_sub = boards.add_subparsers(dest="boards_command", required=True)
+    boards_sub.add_parser("install-starter", help="add the starter boards (feelings, yes/no, "
+                          "people, places, things I do, I want, what I think) if missing") \
+        .set_defaults(func=cmd_boards_install_starter)
 
     worker = sub.add_parser(
         "worker", help="escalate overdue safeguarding alerts and deliver webhook "

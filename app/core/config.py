@@ -96,6 +96,23 @@ class Settings(BaseSettings):
                                           "`childvoice cleanup` does it on demand).")
 
     page_size_default: int = 50
+
+    # Board import (.obf / .obz): limits that keep a hostile package from costing more than
+    # a real one. Real packages from AAC apps are a few MB with a few hundred members.
+    board_upload_max_bytes: int = 50 * 1024 * 1024
+    board_obf_max_bytes: int = 10 * 1024 * 1024       # one board's JSON (data: URIs inside)
+    board_max_boards: int = 500
+    board_zip_max_members: int = 2000
+    board_zip_max_member_bytes: int = 20 * 1024 * 1024  # declared and actual, uncompressed
+    board_zip_max_total_bytes: int = 200 * 1024 * 1024  # all members, uncompressed
+    board_zip_max_ratio: int = 100                       # uncompressed / compressed, per member
+    board_zip_ratio_floor_bytes: int = 1024 * 1024       # members smaller than this skip the ratio
+    # Imported pictures and sounds then go through the media pipeline (see docs/media.md)
+    # with these limits; a personal board's photos have the media upload limits.
+    board_image_max_bytes: int = 10 * 1024 * 1024
+    board_image_max_pixels: int = 25_000_000
+    board_sound_max_bytes: int = 10 * 1024 * 1024
+    board_sound_max_seconds: float = 120                 # a button's sound, not a recording
     plan_latest_default: int = 10
     plan_latest_max: int = 50
 

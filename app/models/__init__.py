@@ -1,7 +1,7 @@
 """Every table, imported so SQLModel.metadata (and so Alembic) knows them all."""
 
 from app.models.audit import AuditEvent
-from app.models.board import Board, BoardVersion
+from app.models.board import Board, BoardAsset, BoardVersion, ChildBoardPhoto
 from app.models.capture import CaptureSession, VoiceEntry
 from app.models.child import Allocation, Child
 from app.models.consent import Consent
@@ -13,8 +13,8 @@ from app.models.staff import RefreshToken, SignInThrottle, StaffSession, Team, U
 from app.models.sync import Device, SyncReceipt
 from app.models.upload import Upload
 
-__all__ = ["AuditEvent", "Allocation", "Board", "BoardVersion", "CaptureSession", "Child",
-           "Consent", "Device", "Media", "MediaFile", "PlanSection", "PlanVersion",
-           "RefreshToken", "RetentionRun", "SafeguardingAlert", "SignInThrottle",
-           "StaffSession", "SyncReceipt", "Team", "Upload",
-           "User", "VoiceEntry", "WebhookDelivery"]
+__all__ = ["AuditEvent", "Allocation", "Board", "BoardAsset", "BoardVersion", "CaptureSession",
+           "Child", "ChildBoardPhoto", "Consent", "Device", "Media", "MediaFile", "PlanSection",
+           "PlanVersion", "RefreshToken", "RetentionRun", "SafeguardingAlert", "SignInThrottle",
+           "StaffSession", "SyncReceipt", "Team", "Upload", "User", "VoiceEntry",
+           "WebhookDelivery"]

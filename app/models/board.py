@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import ConfigDict, Field as PydField, field_validator, model_validator
+from sqlalchemy import BigInteger
 from sqlmodel import Field, SQLModel, UniqueConstraint
 
 from app.models.common import ApiModel, id_field, json_field, utc_field
@@ -34,6 +35,35 @@ class BoardVersion(SQLModel, table=True):
     version: int
     content: dict[str, Any] = json_field()
     created_by: uuid.UUID | None = Field(default=None, foreign_key="users.id")
+    created_at: datetime = utc_field(default_now=True)
+
+
+class BoardAsset(SQLModel, table=True):
+    """Bytes a board carries (an image or a sound), named by their SHA-256 in the media
+    store. Boards name an asset by that hash (`ext_childvoice_asset` on an image or sound);
+    the same bytes on many boards are one asset."""
+
+    __tablename__ = "board_assets"
+    id: uuid.UUID = id_field()
+    sha256: str = Field(max_length=64, unique=True)
+    kind: str = Field(max_length=16)           # image | sound
+    content_type: str = Field(max_length=100)  # sniffed from the bytes, never as declared
+    bytes: int = Field(sa_type=BigInteger)
+    width: int | None = None
+    height: int | None = None
+    created_at: datetime = utc_field(default_now=True)
+
+
+class ChildBoardPhoto(SQLModel, table=True):
+    """A photo uploaded for one child's personal boards (their people, places, things):
+    only that child's boards may show it."""
+
+    __tablename__ = "child_board_photos"
+    __table_args__ = (UniqueConstraint("child_id", "sha256"),)
+    id: uuid.UUID = id_field()
+    child_id: uuid.UUID = Field(foreign_key="children.id", index=True)
+    sha256: str = Field(max_length=64)
+    uploaded_by: uuid.UUID | None = Field(default=None, foreign_key="users.id")
     created_at: datetime = utc_field(default_now=True)
 
 
@@ -185,3 +215,61 @@ class BoardSummary(ApiModel):
     latest_version: int
     owner_child_id: uuid.UUID | None
     created_at: datetime
+
+
+# --- import, export, attribution -------------------------------------------------------
+
+class ImportedBoard(ApiModel):
+    id: uuid.UUID
+    name: str
+    version: int
+    source_id: str = PydField(description="The board's id in the imported file (or its path "
+                              "in the package when it had none).")
+    notes: list[str] = PydField(default_factory=list, description="What was left out, e.g. "
+                                "a picture whose bytes were refused but whose url was kept.")
+
+
+class SkippedBoard(ApiModel):
+    source_id: str
+    reason: str
+
+
+class ImportResult(ApiModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "imported": [{"id": "2b4f0c9a-0000-4000-8000-000000000003", "name": "Feelings",
+                      "version": 1, "source_id": "feelings"}],
+        "skipped": [{"source_id": "boards/broken.obf",
+                     "reason": "boards/broken.obf is not valid JSON"}]}]})
+    imported: list[ImportedBoard]
+    skipped: list[SkippedBoard]
+
+
+class AttributionItem(ApiModel):
+    text: str = PydField(description="The line a document built from the board shows.")
+    license: License
+    requires_attribution: bool
+    assumed: bool = PydField(description="True when the file gave no licence, so it is "
+                             "taken as private, all rights reserved (as the OBF spec says).")
+    images: list[str] = PydField(default_factory=list, description="Image ids it covers.")
+    sounds: list[str] = PydField(default_factory=list, description="Sound ids it covers.")
+    board: bool = PydField(default=False, description="True when it is the board's own licence.")
+
+
+class AttributionOut(ApiModel):
+    board_id: uuid.UUID
+    version: int
+    name: str
+    items: list[AttributionItem]
+
+
+class BoardPhotoOut(ApiModel):
+    """A cleaned photo, ready to be an image of this child's personal boards: put `image`
+    in the board's `images` (give it the id its buttons use)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "sha256": "9f2c" + "0" * 60, "image": {
+            "id": "photo-9f2c0000", "content_type": "image/jpeg", "width": 1024,
+            "height": 768, "ext_childvoice_asset": "9f2c" + "0" * 60,
+            "license": {"type": "private, all rights reserved"}}}]})
+    sha256: str
+    image: dict[str, Any]

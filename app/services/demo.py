@@ -1,4 +1,4 @@
-"""Synthetic demo data: a team, its people, two children with consent, starter boards.
+"""Synthetic demo data: a team, its people, two children with consent, the starter boards.
 
 Everything here is invented. The passwords are random and printed once (and kept in
 data_dir/demo-credentials.txt) so nothing secret lives in the code.
@@ -18,15 +18,14 @@ from app.models.board import BoardWrite
 from app.models.child import Allocation, Child
 from app.models.consent import Consent
 from app.models.staff import Role, Team, User
-from app.services.boards import add_board
 from app.services.staff import add_user
-
-FEELINGS = ["happy", "sad", "angry", "scared", "worried", "calm", "tired", "not sure"]
-# Buttons a child may use to tell us they are not safe (see the safeguarding issue).
-SAFEGUARDING = {"scared", "hurt", "unsafe", "secret"}
+from app.services.starter import install_starter
+from app.starter.boards import FEELINGS, SAFEGUARDING
+from app.storage import make_store
 
 
 def feelings_board() -> BoardWrite:
+    """A picture-less feelings board (benchmarks use it; the demo installs the starter set)."""
     labels = FEELINGS + ["hurt", "unsafe", "secret", "finished"]
     buttons = []
     for label in labels:
@@ -40,16 +39,6 @@ def feelings_board() -> BoardWrite:
         "name": "How I feel", "locale": "en",
         "grid": {"rows": 3, "columns": 4, "order": [ids[0:4], ids[4:8], ids[8:12]]},
         "buttons": buttons})
-
-
-def things_board() -> BoardWrite:
-    labels = ["home", "school", "swimming", "the park", "my tablet", "dinner time",
-              "seeing family", "bedtime"]
-    buttons = [{"id": label.replace(" ", "_"), "label": label} for label in labels]
-    ids = [b["id"] for b in buttons]
-    return BoardWrite.model_validate({
-        "name": "Things in my week", "locale": "en",
-        "grid": {"rows": 2, "columns": 4, "order": [ids[0:4], ids[4:8]]}, "buttons": buttons})
 
 
 def is_empty(db: Session) -> bool:
@@ -102,7 +91,6 @@ def load_demo(db: Session, settings: Settings, hashing: PasswordHashing) -> dict
                        method="written", child_assent="agreed",
                        valid_from=now - timedelta(days=1), valid_until=now + timedelta(days=365),
                        recorded_by=worker.id))
-    add_board(db, feelings_board(), users[Role.admin].id)
-    add_board(db, things_board(), users[Role.admin].id)
     db.commit()
+    install_starter(db, settings, make_store(settings), users[Role.admin].id)
     return credentials

@@ -20,6 +20,7 @@ from app.core.context import Context
 from app.core.db import is_postgres
 from app.core.clock import utcnow
 from app.core.errors import Conflict, NotFound, Problem
+from app.models.board import BoardAsset
 from app.models.capture import VoiceEntry
 from app.models.media import Media, MediaErase, MediaFile, MediaOut, MediaTombstone
 from app.services import access, audit, consent
@@ -217,7 +218,8 @@ def lock_blobs(db: Session, keys: list[str]) -> None:
 
 
 def delete_if_unreferenced(db: Session, store: MediaStore, keys: list[str]) -> None:
-    """Remove blobs no media file row names any more (after a failed or lost upload)."""
+    """Remove blobs no media file row and no board asset names any more (after a failed
+    or lost upload)."""
     if not keys:
         return
     db.rollback()
@@ -225,6 +227,8 @@ def delete_if_unreferenced(db: Session, store: MediaStore, keys: list[str]) -> N
     for key in set(keys):
         used = db.exec(select(func.count()).select_from(MediaFile)
                        .where(MediaFile.sha256 == key)).one()
+        used += db.exec(select(func.count()).select_from(BoardAsset)  # a board's picture
+                        .where(BoardAsset.sha256 == key)).one()
         if not used:
             store.delete(key)
     db.commit()
@@ -250,6 +254,8 @@ def sweep(db: Session, store: MediaStore, media_root: Path, *, blob_age_s: float
     for i in range(0, len(old), 500):
         named |= set(db.exec(select(MediaFile.sha256).where(
             MediaFile.sha256.in_(old[i:i + 500]))))
+        named |= set(db.exec(select(BoardAsset.sha256).where(
+            BoardAsset.sha256.in_(old[i:i + 500]))))
     orphans = [key for key in old if key not in named]
     for i in range(0, len(orphans), 100):  # checked again under the blob lock
         delete_if_unreferenced(db, store, orphans[i:i + 100])
