@@ -16,7 +16,7 @@ from app import cli
 from app.core.db import new_session
 from app.models.upload import Upload
 from tests.media_support import files_under, sample
-from tests.support import World, assert_problem
+from tests.support import World
 from tests.sync_support import Tablet, Tus, enroll, mat_board, recorded_visit
 
 

@@ -22,7 +22,8 @@ from anyio import to_thread
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect
 
-from app.core.errors import Invalid, PayloadTooLarge, Problem, UnsupportedMediaType
+from app.core.errors import Invalid, Problem, UnsupportedMediaType
+from app.storage.base import file_sha256, fsync_file
 
 FLUSH_BYTES = 1024 * 1024
 MAX_FIELDS = 20
@@ -47,12 +48,8 @@ class ReceivedFile:
         """A file that arrived some other way (a resumable upload, an import), already in
         the staging area: checksummed and fsynced here, so it can go through the same
         checks as a streamed upload."""
-        digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            while chunk := handle.read(1024 * 1024):
-                digest.update(chunk)
-            os.fsync(handle.fileno())
-        return cls(path=path, size=path.stat().st_size, sha256=digest.hexdigest(),
+        fsync_file(path)
+        return cls(path=path, size=path.stat().st_size, sha256=file_sha256(path),
                    filename=filename)
 
 

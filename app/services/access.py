@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import uuid
 from enum import Enum
+from typing import Any, TypeVar
 
 from sqlmodel import Session, select
 
@@ -28,6 +29,8 @@ from app.models.capture import CaptureSession
 from app.models.child import Allocation, Child
 from app.models.staff import Role, User
 from app.models.sync import Device
+
+R = TypeVar("R", bound=Any)
 
 CHILD_NOT_FOUND = "No child with this id is visible to you."
 DEVICE_NOT_FOUND = "No device with this id is visible to you."
@@ -127,6 +130,22 @@ def writable_child_ids_clause(user: User):  # noqa: ANN201 - a SQL expression
                                                           Allocation.ended_at.is_(None)))
 
 
+def record_for(ctx: Context, model: type[R], record_id: uuid.UUID, need: Need,
+               not_found: str) -> R:
+    """A staff caller's view of a record that belongs to a child (it has `child_id`): the
+    record, if they may take `need` on that child; else 404 with `not_found` whether it is
+    missing or its child unseen (so its existence does not leak), or 403 from child_for."""
+    require_staff(ctx.actor)
+    row = ctx.db.get(model, record_id)
+    if row is None:
+        raise NotFound(not_found)
+    try:
+        child_for(ctx, row.child_id, need)
+    except NotFound:
+        raise NotFound(not_found) from None
+    return row
+
+
 def session_for(ctx: Context, session_id: uuid.UUID, need: Need) -> CaptureSession:
     """A capture session, for its own capture token or for staff with `need` on the child."""
     session = ctx.actor.capture_session
@@ -135,14 +154,8 @@ def session_for(ctx: Context, session_id: uuid.UUID, need: Need) -> CaptureSessi
             raise Forbidden("This capture token belongs to another session.",
                             slug="capture-token-scope")
         return session
-    found = ctx.db.get(CaptureSession, session_id)
-    if found is None:
-        raise NotFound("No capture session with this id is visible to you.")
-    try:
-        child_for(ctx, found.child_id, need)
-    except NotFound:
-        raise NotFound("No capture session with this id is visible to you.") from None
-    return found
+    return record_for(ctx, CaptureSession, session_id, need,
+                      "No capture session with this id is visible to you.")
 
 
 # --- enrolled devices ------------------------------------------------------------------

@@ -12,7 +12,6 @@ by its SHA-256 (a `BoardAsset` row), which the media sweeper counts as a referen
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import uuid
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from app.models.board import BoardAsset
 from app.services import audio, photos
 from app.services.media import lock_blobs
 from app.storage import MediaStore, staging_dir
-from app.storage.base import fsync_file
+from app.storage.base import file_sha256, fsync_file
 
 _EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp",
                "image/heic": "heic", "audio/mpeg": "mp3", "audio/wav": "wav",
@@ -57,14 +56,6 @@ class _Clean:
 
 def extension_for(content_type: str) -> str:
     return _EXTENSIONS.get(content_type, "bin")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1024 * 1024):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _clean(kind: str, source: Path, workdir: Path, settings: Settings,
@@ -112,7 +103,7 @@ def store_board_media(db: Session, settings: Settings, store: MediaStore, kind: 
             shutil.copyfile(source, kept)
             clean.path = kept
         fsync_file(clean.path)
-        sha256 = _sha256(clean.path)
+        sha256 = file_sha256(clean.path)
         size = clean.path.stat().st_size
         lock_blobs(db, [sha256])  # no sweep may delete it before this transaction ends
         store.put(sha256, clean.path, content_type=clean.content_type)

@@ -16,7 +16,7 @@ from sqlmodel import Session, select
 from app.core.clock import utcnow
 from app.core.config import Settings
 from app.core.context import Context
-from app.core.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
+from app.core.errors import Conflict, Forbidden, Invalid, Unauthorized
 from app.core.pagination import paginate
 from app.core.security import hash_capture_token, new_capture_token
 from app.models.board import BoardVersion
@@ -398,15 +398,7 @@ def list_entries(ctx: Context, child_id: uuid.UUID, *, kind: str | None, topic: 
 
 
 def _entry_for(ctx: Context, entry_id: uuid.UUID, need: Need) -> VoiceEntry:
-    access.require_staff(ctx.actor)
-    entry = ctx.db.get(VoiceEntry, entry_id)
-    if entry is None:
-        raise NotFound(ENTRY_NOT_FOUND)
-    try:
-        access.child_for(ctx, entry.child_id, need)
-    except NotFound:
-        raise NotFound(ENTRY_NOT_FOUND) from None
-    return entry
+    return access.record_for(ctx, VoiceEntry, entry_id, need, ENTRY_NOT_FOUND)
 
 
 def get_entry(ctx: Context, entry_id: uuid.UUID) -> EntryOut:

@@ -14,7 +14,7 @@ from sqlmodel import Session, select
 
 from app.core.clock import utcnow
 from app.core.context import Context
-from app.core.errors import Conflict, Forbidden, Invalid, NotFound
+from app.core.errors import Conflict, Forbidden, Invalid
 from app.core.pagination import paginate
 from app.models.capture import VoiceEntry
 from app.models.child import Allocation, Child
@@ -202,15 +202,7 @@ def list_consents(ctx: Context, child_id: uuid.UUID, limit: int, cursor: str | N
 
 
 def _consent_for(ctx: Context, consent_id: uuid.UUID, need: Need) -> Consent:
-    access.require_staff(ctx.actor)
-    consent = ctx.db.get(Consent, consent_id)
-    if consent is None:
-        raise NotFound(CONSENT_NOT_FOUND)
-    try:
-        access.child_for(ctx, consent.child_id, need)
-    except NotFound:
-        raise NotFound(CONSENT_NOT_FOUND) from None
-    return consent
+    return access.record_for(ctx, Consent, consent_id, need, CONSENT_NOT_FOUND)
 
 
 def withdraw_consent(ctx: Context, consent_id: uuid.UUID, data: ConsentWithdraw) -> ConsentOut:

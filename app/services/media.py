@@ -177,13 +177,7 @@ def erase_media(ctx: Context, store: MediaStore, media_id: uuid.UUID,
                 data: MediaErase) -> uuid.UUID:
     """A manager of the child's team erases one photo or recording, with a reason.
     Returns the id of the entry that carried it (which keeps the tombstone)."""
-    media = ctx.db.get(Media, media_id)
-    if media is None:
-        raise NotFound(MEDIA_NOT_FOUND)
-    try:
-        access.child_for(ctx, media.child_id, Need.oversee)
-    except NotFound:
-        raise NotFound(MEDIA_NOT_FOUND) from None
+    media = access.record_for(ctx, Media, media_id, Need.oversee, MEDIA_NOT_FOUND)
     if media.erased_at is not None:
         raise Conflict("This media was already erased.",
                        erased_at=media.erased_at.isoformat())

@@ -48,7 +48,7 @@ from app.services import access, audio, audit, capture, consent, media, photos
 from app.services.access import Need
 from app.services.photos import CleanFile
 from app.storage import MediaStore, staging_dir
-from app.storage.base import fsync_file
+from app.storage.base import file_sha256, fsync_file
 
 ATTACHABLE_KINDS = ("symbols", "mat")
 
@@ -221,17 +221,9 @@ def process(prepared: Prepared, workdir: Path, settings: Settings) -> Processed:
             result.digests[f.path] = (prepared.upload.sha256, prepared.upload.size)
             continue
         fsync_file(f.path)
-        result.digests[f.path] = (_sha256(f.path), f.path.stat().st_size)
+        result.digests[f.path] = (file_sha256(f.path), f.path.stat().st_size)
     result.timings["checksum"] = time.perf_counter() - started
     return result
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1024 * 1024):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def commit(ctx: Context, session: CaptureSession, prepared: Prepared, processed: Processed,

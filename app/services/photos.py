@@ -80,7 +80,7 @@ def _refuse_unknown(source: Path) -> None:
     elif lowered.startswith((b"<!doctype html", b"<html")) or b"<script" in lowered:
         what = "web pages"
     else:
-        what = "this kind of file"
+        what = "files of this kind"
     raise UnsupportedMediaType(f"This is not a photo we can take: {what} are not accepted. "
                                f"Send a {ACCEPTED_PHOTOS} photo.", slug="unsupported-photo",
                                title="Not an accepted photo", accepted=_FORMATS)

@@ -35,7 +35,7 @@ from app.core.clock import utcnow
 from app.core.config import Settings
 from app.core.context import Actor, Context
 from app.core.db import new_session
-from app.core.errors import Conflict, Invalid, NotFound
+from app.core.errors import Conflict, Invalid
 from app.models.capture import VoiceEntry
 from app.models.child import Child
 from app.models.safeguarding import AlertAcknowledge, AlertOut, SafeguardingAlert
@@ -165,15 +165,7 @@ def list_alerts(ctx: Context, status: str | None, limit: int, cursor: str | None
 
 
 def _alert_for(ctx: Context, alert_id: uuid.UUID) -> SafeguardingAlert:
-    access.require_staff(ctx.actor)
-    alert = ctx.db.get(SafeguardingAlert, alert_id)
-    if alert is None:
-        raise NotFound(ALERT_NOT_FOUND)
-    try:
-        access.child_for(ctx, alert.child_id, Need.safeguard)
-    except NotFound:
-        raise NotFound(ALERT_NOT_FOUND) from None
-    return alert
+    return access.record_for(ctx, SafeguardingAlert, alert_id, Need.safeguard, ALERT_NOT_FOUND)
 
 
 def get_alert(ctx: Context, alert_id: uuid.UUID) -> AlertOut:

@@ -37,7 +37,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
-from typing import Any
 
 from anyio import to_thread
 from sqlalchemy import update
@@ -316,9 +315,8 @@ async def receive(settings: Settings, upload: Upload, body: AsyncIterator[bytes]
         try:
             async for chunk in body:
                 if part.size + pending + len(chunk) > room:
-                    raise Problem(f"This PATCH carries more than the {room} bytes the upload "
-                                  "still expects.", status=413, slug="too-large",
-                                  title="Too large", headers=tus_headers())
+                    raise PayloadTooLarge(f"This PATCH carries more than the {room} bytes "
+                                          "the upload still expects.", headers=tus_headers())
                 buffered.append(chunk)
                 pending += len(chunk)
                 if pending >= WRITE_BYTES:
