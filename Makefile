@@ -31,6 +31,7 @@ audit: $(INSTALLED)
 
 bench: $(INSTALLED)
 	$(BIN)/python bench/capture.py
+	$(BIN)/python bench/media.py
 	$(BIN)/python bench/sync.py
 
 clean:
