@@ -45,3 +45,16 @@ def test_sweep_removes_only_old_orphans(world: World, app) -> None:  # noqa: ANN
     fresh.unlink()
     store.delete(young)
     assert all(not f.startswith("tmp/") for f in files_under(root))
+
+
+def test_the_service_sweeps_by_itself(app, settings) -> None:  # noqa: ANN001
+    """Nobody has to remember the sweep: each API process's housekeeping thread runs it."""
+    from app.services.uploads import UploadCleaner
+
+    stale = staging_dir(settings.media_root) / "left-by-a-crash.part"
+    stale.write_bytes(b"half an upload")
+    day_ago = time.time() - 2 * 86400
+    os.utime(stale, (day_ago, day_ago))
+    cleaner = UploadCleaner(app.state.engine, settings)
+    cleaner.run_once()
+    assert not stale.exists()

@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     upload_cleanup_seconds: float = Field(default=600, ge=0, description="How often each API "
                                           "process removes expired uploads' bytes (0: never; "
                                           "`childvoice cleanup` does it on demand).")
+    media_sweep_seconds: float = Field(default=3600, ge=0, description="How often each API "
+                                       "process removes what a crash left in the media root "
+                                       "(0: only `childvoice media-sweep`).")
 
     page_size_default: int = 50
 
