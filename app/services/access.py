@@ -54,16 +54,10 @@ def holds_child(db: Session, user: User, child_id: uuid.UUID) -> bool:
     return allocation is not None and allocation.user_id == user.id
 
 
-def _can_see(db: Session, user: User, child: Child) -> bool:
-    if user.role == Role.team_manager and child.team_id == user.team_id:
-        return True
-    return holds_child(db, user, child.id)
-
-
-def _may(db: Session, user: User, child: Child, need: Need) -> bool:
-    holder = holds_child(db, user, child.id)
+def _may(user: User, child: Child, holder: bool, need: Need) -> bool:
+    """Given that `user` can see `child` (they hold the child, or manage its team)."""
     if need is Need.read:
-        return True  # seeing it is enough, checked before
+        return True
     if need is Need.write:
         return holder
     manages = user.role == Role.team_manager and child.team_id == user.team_id
@@ -107,9 +101,13 @@ def child_for(ctx: Context, child_id: uuid.UUID, need: Need) -> Child:
     """The child, if the caller may take `need` on them; else 404 (unseen) or 403."""
     user = require_staff(ctx.actor)
     child = ctx.db.get(Child, child_id)
-    if child is None or not _can_see(ctx.db, user, child):
+    if child is None:
         raise NotFound(CHILD_NOT_FOUND)
-    if not _may(ctx.db, user, child, need):
+    holder = holds_child(ctx.db, user, child.id)
+    manages_team = user.role == Role.team_manager and child.team_id == user.team_id
+    if not (holder or manages_team):
+        raise NotFound(CHILD_NOT_FOUND)
+    if not _may(user, child, holder, need):
         raise Forbidden(_DENIED[need])
     return child
 
