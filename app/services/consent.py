@@ -208,7 +208,8 @@ def _consent_for(ctx: Context, consent_id: uuid.UUID, need: Need) -> Consent:
 def withdraw_consent(ctx: Context, consent_id: uuid.UUID, data: ConsentWithdraw) -> ConsentOut:
     consent = _consent_for(ctx, consent_id, Need.write)
     if consent.withdrawn_at is not None:
-        raise Conflict("This consent was already withdrawn.", withdrawn_at=consent.withdrawn_at.isoformat())
+        raise Conflict("This consent was already withdrawn.",
+                       withdrawn_at=consent.withdrawn_at.isoformat())
     consent.withdrawn_at = utcnow()
     consent.withdrawn_by = ctx.user.id
     consent.withdrawal_reason = data.reason
