@@ -1,14 +1,22 @@
-"""What every router needs: a database session, the caller, and the request's audit facts."""
+"""What every router needs: a database session, the caller, and the request's audit facts.
+
+Dependencies that do no I/O are `async`, so they run on the event loop instead of costing
+a trip through the thread pool; the one that reads the database (who is calling) ends its
+transaction before it returns, so no connection sits idle while the request waits for its
+next turn in the pool.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
 from fastapi.security import (APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer,
                               OAuth2PasswordBearer)
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
 from app.core.config import Settings
 from app.core.context import Actor, Context
@@ -28,16 +36,19 @@ _device_key = APIKeyHeader(name="X-Device-Key", auto_error=False, scheme_name="d
                            "worker's staff token when syncing.")
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_db(request: Request) -> Iterator[Session]:
-    db = new_session(request.app.state.engine)
+async def get_db(request: Request) -> AsyncIterator[Session]:
+    db = new_session(request.app.state.engine)  # connects lazily, on its first query
     try:
         yield db
     finally:
-        db.close()
+        if db.in_transaction():  # an error left it open: the rollback is database work
+            await run_in_threadpool(db.close)
+        else:
+            db.close()
 
 
 def get_context(request: Request, db: Annotated[Session, Depends(get_db)],
@@ -52,13 +63,14 @@ def get_context(request: Request, db: Annotated[Session, Depends(get_db)],
         actor = Actor(capture_session=capture.session_from_capture_token(db, token))
     else:
         actor = staff.staff_from_token(db, request.app.state.tokens, token)
+    db.commit()  # hand the connection back while the request waits for the endpoint's turn
     return Context(db=db, actor=actor, client_ip=request.client.host if request.client else None,
                    user_agent=request.headers.get("user-agent"),
                    request_id=getattr(request.state, "request_id", None))
 
 
-def get_anonymous_context(request: Request,
-                          db: Annotated[Session, Depends(get_db)]) -> Context:
+async def get_anonymous_context(request: Request,
+                                db: Annotated[Session, Depends(get_db)]) -> Context:
     """The request's facts for endpoints used before signing in (sign-in, refresh)."""
     return Context(db=db, actor=Actor(), client_ip=request.client.host if request.client else None,
                    user_agent=request.headers.get("user-agent"),
@@ -71,14 +83,19 @@ AppSettings = Annotated[Settings, Depends(get_settings)]
 DeviceKey = Annotated[str | None, Depends(_device_key)]
 
 
+@dataclass
 class PageParams:
-    def __init__(self, request: Request,
-                 limit: Annotated[int | None, Query(ge=1, le=200,
-                                                    description="Items per page.")] = None,
-                 cursor: Annotated[str | None, Query(max_length=200, description=
-                                                     "next_cursor from the previous page.")] = None):
-        self.limit = limit or request.app.state.settings.page_size_default
-        self.cursor = cursor
+    limit: int
+    cursor: str | None
 
 
-Paging = Annotated[PageParams, Depends()]
+async def page_params(request: Request,
+                      limit: Annotated[int | None, Query(ge=1, le=200,
+                                                         description="Items per page.")] = None,
+                      cursor: Annotated[str | None, Query(
+                          max_length=200, description="next_cursor from the previous page.")
+                      ] = None) -> PageParams:
+    return PageParams(limit or request.app.state.settings.page_size_default, cursor)
+
+
+Paging = Annotated[PageParams, Depends(page_params)]
