@@ -97,6 +97,18 @@ def safeguarding_children_clause(user: User):  # noqa: ANN201 - a SQL expression
     return visible_child_ids_clause(user)
 
 
+def may_add_child(actor: Actor, team_id: uuid.UUID) -> User:
+    """Who may add a child's record: a worker or manager, to their own team. Admins hold
+    no children's records."""
+    user = require_staff(actor)
+    if user.role == Role.admin:
+        raise Forbidden("Admins do not hold children's records; a worker or manager of the "
+                        "child's team adds the child.")
+    if team_id != user.team_id:
+        raise Forbidden("You can only add a child to your own team.")
+    return user
+
+
 def child_for(ctx: Context, child_id: uuid.UUID, need: Need) -> Child:
     """The child, if the caller may take `need` on them; else 404 (unseen) or 403."""
     user = require_staff(ctx.actor)

@@ -8,7 +8,7 @@ from sqlmodel import select
 
 from app.core.clock import utcnow
 from app.core.context import Context
-from app.core.errors import Forbidden, Invalid
+from app.core.errors import Invalid
 from app.core.pagination import paginate
 from app.models.child import (Allocation, AllocationCreate, AllocationOut, Child, ChildCreate,
                               ChildOut, ChildUpdate)
@@ -25,12 +25,7 @@ def child_out(ctx: Context, child: Child) -> ChildOut:
 
 
 def create_child(ctx: Context, data: ChildCreate) -> ChildOut:
-    user = access.require_staff(ctx.actor)
-    if user.role == Role.admin:
-        raise Forbidden("Admins do not hold children's records; a worker or manager of the "
-                        "child's team adds the child.")
-    if data.team_id != user.team_id:
-        raise Forbidden("You can only add a child to your own team.")
+    user = access.may_add_child(ctx.actor, data.team_id)
     now = utcnow()
     child = Child(preferred_name=data.preferred_name, date_of_birth=data.date_of_birth,
                   team_id=data.team_id, communication=data.communication.model_dump(mode="json"),

@@ -22,7 +22,7 @@ from app.core.security import (PasswordHashing, StaffTokens, hash_token, new_ref
 from app.models.staff import (PasswordChange, RefreshToken, Role, SignInThrottle,
                               StaffSession, Team, TeamCreate, TeamOut, User, UserCreate,
                               UserOut)
-from app.services import audit
+from app.services import access, audit
 
 WRONG_CREDENTIALS = "The email or password is not right."
 INVALID_TOKEN = "The access token is invalid or has expired; sign in again."
@@ -239,12 +239,6 @@ def _require_signed_in(ctx: Context) -> User:
     return ctx.actor.user
 
 
-def _require_admin(actor: Actor) -> User:
-    if actor.user is None or actor.user.role != Role.admin:
-        raise Forbidden("Only an admin can manage users and teams.")
-    return actor.user
-
-
 def add_user(db: Session, hashing: PasswordHashing, email: str, full_name: str, role: Role,
              team_id: uuid.UUID | None, password: str, min_password_length: int = 12) -> User:
     problem = password_problem(password, min_length=min_password_length, email=email,
@@ -269,7 +263,7 @@ def add_user(db: Session, hashing: PasswordHashing, email: str, full_name: str, 
 
 def create_user(ctx: Context, hashing: PasswordHashing, data: UserCreate,
                 min_password_length: int = 12) -> UserOut:
-    _require_admin(ctx.actor)
+    access.require_admin(ctx.actor)
     user = add_user(ctx.db, hashing, data.email, data.full_name, data.role, data.team_id,
                     data.password, min_password_length)
     ctx.db.commit()
@@ -277,13 +271,13 @@ def create_user(ctx: Context, hashing: PasswordHashing, data: UserCreate,
 
 
 def list_users(ctx: Context, limit: int, cursor: str | None) -> dict:
-    _require_admin(ctx.actor)
+    access.require_admin(ctx.actor)
     return paginate(ctx.db, select(User), sort_col=User.created_at, id_col=User.id,
                     limit=limit, cursor=cursor, shape=UserOut.model_validate)
 
 
 def create_team(ctx: Context, data: TeamCreate) -> TeamOut:
-    _require_admin(ctx.actor)
+    access.require_admin(ctx.actor)
     team = Team(name=data.name.strip())
     ctx.db.add(team)
     try:
