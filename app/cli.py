@@ -96,7 +96,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_boards_install_starter(args: argparse.Namespace, settings: Settings) -> int:
-    from app.services.starter import install_starter
+    from app.services.boards.starter import install_starter
     from app.storage import make_store
 
     migrate(settings)
@@ -115,7 +115,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     """The alert outbox worker: escalate overdue alerts, deliver webhooks."""
     import time
 
-    from app.services.outbox import run_once
+    from app.services.background import run_once
 
     engine = make_engine(settings.resolved_database_url)
     try:
@@ -160,7 +160,7 @@ def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_retention(args: argparse.Namespace, settings: Settings) -> int:
-    from app.services.retention import run
+    from app.services.rights.retention import run
 
     engine = make_engine(settings.resolved_database_url)
     try:
@@ -180,7 +180,7 @@ def cmd_retention(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_media_sweep(args: argparse.Namespace, settings: Settings) -> int:
-    from app.services.media import sweep
+    from app.services.media.records import sweep
     from app.storage import make_store
 
     migrate(settings)
@@ -194,7 +194,7 @@ def cmd_media_sweep(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_cleanup(args: argparse.Namespace, settings: Settings) -> int:
-    from app.services.uploads import cleanup
+    from app.services.media.uploads import cleanup
 
     migrate(settings)
     engine = make_engine(settings.resolved_database_url)

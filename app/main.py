@@ -17,10 +17,10 @@ from app.core.security import PasswordHashing, StaffTokens
 from app.routers import (admin, alerts, audit_trail, auth, boards, children, consents,
                          devices, entries, exports, health, media, plans, sessions, staff,
                          sync, uploads)
-from app.services.media_capture import MediaJobs
-from app.services.outbox import OutboxWorker
+from app.services.media.capture import MediaJobs
+from app.services.background import OutboxWorker
 from app.services.staff import bootstrap_admin
-from app.services.uploads import UploadCleaner
+from app.services.media.uploads import UploadCleaner
 from app.storage import make_store
 
 API_PREFIX = "/api/v1"

@@ -59,7 +59,7 @@ def seed(entries_big: int, entries_small: int) -> dict:
     from app.core.security import PasswordHashing
     from app.models import Allocation, CaptureSession, Child, Consent, Team, VoiceEntry
     from app.models.staff import Role
-    from app.services.boards import add_board
+    from app.services.boards.library import add_board
     from app.services.demo import feelings_board
     from app.services.staff import add_user
 

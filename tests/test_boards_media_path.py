@@ -11,7 +11,7 @@ import time
 from PIL import Image
 
 from app.core.db import new_session
-from app.services.media import sweep
+from app.services.media.records import sweep
 from tests.boards_support import import_bytes, make_zip, manifest, simple_board
 from tests.test_boards_personal import _photo_with_exif
 from tests.media_support import sample as media_sample

@@ -8,7 +8,7 @@ import os
 import time
 
 from app.core.db import new_session
-from app.services.media import sweep
+from app.services.media.records import sweep
 from app.storage import staging_dir
 from tests.media_support import files_under, media_session, sample, upload
 from tests.support import World
@@ -49,7 +49,7 @@ def test_sweep_removes_only_old_orphans(world: World, app) -> None:  # noqa: ANN
 
 def test_the_service_sweeps_by_itself(app, settings) -> None:  # noqa: ANN001
     """Nobody has to remember the sweep: each API process's housekeeping thread runs it."""
-    from app.services.uploads import UploadCleaner
+    from app.services.media.uploads import UploadCleaner
 
     stale = staging_dir(settings.media_root) / "left-by-a-crash.part"
     stale.write_bytes(b"half an upload")

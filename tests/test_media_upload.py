@@ -17,7 +17,7 @@ from sqlmodel import select
 
 from app.core.db import new_session
 from app.models.media import MediaFile
-from app.services import photos
+from app.services.media import photos
 from tests.media_support import (AUDIO_SAMPLES, SAMPLES, Snapshot, asgi_post, decoded_seconds,
                                  files_under, form, make_tagged_audio, media_session,
                                  multipart, row_counts, sample, upload)

@@ -5,7 +5,7 @@ import uuid
 
 from app.core.db import new_session
 from app.models.board import BoardWrite
-from app.services.boards import add_board
+from app.services.boards.library import add_board
 from tests.support import World, assert_problem, feelings_board_body
 from tests.sync_support import Tablet, enroll
 

@@ -163,7 +163,7 @@ def test_a_copy_stored_since_the_batch_looked_is_a_duplicate(world: World, app, 
     """What a concurrent copy does, made certain: the batch does not see what is already
     stored (as if another request stored it after this one looked), so every insert meets
     the unique constraints, and every item is still answered `duplicate` and stored once."""
-    from app.services import sync
+    from app.services.sync import batch as sync
 
     tablet, items = visit
     first = tablet.send(items).json()["results"]

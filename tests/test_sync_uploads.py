@@ -172,7 +172,7 @@ def test_an_expired_upload_answers_404_and_its_bytes_are_gone(
     assert tus.patch(url2, 0, data[:5000], None).status_code == 204
     assert tablet.state()["incomplete_uploads"][0]["upload_url"] == url2
     _age(app, url2, 0.1)
-    from app.services import uploads
+    from app.services.media import uploads
     assert uploads.cleanup(app.state.engine, app.state.settings)["expired"] == 1
     assert _bytes_of(app, url2) == set()
     assert tablet.state()["incomplete_uploads"] == []

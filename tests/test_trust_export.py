@@ -220,7 +220,7 @@ def _retention(settings, capsys, flag: str) -> str:  # noqa: ANN001
 
 def test_retention_dry_run_and_apply(world: World, app, settings, capsys,
                                      monkeypatch) -> None:  # noqa: ANN001
-    from app.services import outbox
+    from app.services import background
 
     monkeypatch.setattr(settings, "webhook_url", "http://127.0.0.1:9/nothing-listens-here")
     monkeypatch.setattr(settings, "webhook_secret", "s")
@@ -233,7 +233,7 @@ def test_retention_dry_run_and_apply(world: World, app, settings, capsys,
                                 json={"setting": "home", "board_ids": [board["id"]]}).json()
     world.capture(session).post(f"/sessions/{session['id']}/entries",
                                 json=symbols_entry(board, ["hurt"]))
-    assert outbox.run_once(app.state.engine, settings)["failed"] == 1
+    assert background.run_once(app.state.engine, settings)["failed"] == 1
     world.client.post("/api/v1/auth/token", data={"username": "x@test.example.org",
                                                   "password": "wrong password"})
     world.worker.post("/auth/logout")

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from app import cli
 from app.core.clock import clock
 from app.main import create_app
-from app.services import outbox
+from app.services import background
 from tests.support import World, assert_problem, symbols_entry
 
 SECRET = "test-webhook-secret-not-for-production"
@@ -215,11 +215,11 @@ def test_webhook_is_signed_retried_and_carries_no_child_content(
     alert_id = _alert_ids(world.worker)[0]
 
     # First attempt: the receiver answers 500; the delivery waits for its back-off.
-    assert outbox.run_once(app.state.engine, settings)["retrying"] == 1
-    assert outbox.run_once(app.state.engine, settings)["retrying"] == 0  # not due yet
+    assert background.run_once(app.state.engine, settings)["retrying"] == 1
+    assert background.run_once(app.state.engine, settings)["retrying"] == 0  # not due yet
     clock.set(start + timedelta(seconds=settings.webhook_backoff_seconds + 1))
-    assert outbox.run_once(app.state.engine, settings)["delivered"] == 1
-    assert outbox.run_once(app.state.engine, settings)["delivered"] == 0  # once is enough
+    assert background.run_once(app.state.engine, settings)["delivered"] == 1
+    assert background.run_once(app.state.engine, settings)["delivered"] == 0  # once is enough
 
     assert len(receiver.received) == 2
     for headers, body in receiver.received:
@@ -262,13 +262,13 @@ def test_escalation_after_the_timeout(world: World, board: dict, receiver: Recei
     clock.set(start + timedelta(minutes=settings.alert_escalation_minutes - 1))
     world.sign_in_again()
     world.worker.post(f"/alerts/{answered}/acknowledge", json={"outcome": "Seen to."})
-    assert outbox.run_once(app.state.engine, settings)["escalated"] == 0
+    assert background.run_once(app.state.engine, settings)["escalated"] == 0
 
     clock.set(start + timedelta(minutes=settings.alert_escalation_minutes, seconds=1))
     world.sign_in_again()
     # The CLI runs the same pass once (what a cron job or a separate worker would do).
     assert cli.main(["worker", "--once"], settings=settings) == 0
-    assert outbox.run_once(app.state.engine, settings)["escalated"] == 0  # only once
+    assert background.run_once(app.state.engine, settings)["escalated"] == 0  # only once
 
     alert = world.manager.get(f"/alerts/{unanswered}").json()
     assert alert["escalated"] is True and alert["escalated_at"]

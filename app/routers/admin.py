@@ -5,7 +5,7 @@ from fastapi import APIRouter
 from app.models.common import Page
 from app.models.safeguarding import WebhookDeliveryOut
 from app.routers.deps import Ctx, Paging
-from app.services import deliveries
+from app.services.safeguarding import deliveries
 
 router = APIRouter(tags=["admin"])
 

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from app.models.common import Page
 from app.models.safeguarding import AlertAcknowledge, AlertOut
 from app.routers.deps import Ctx, Paging
-from app.services import safeguarding
+from app.services.safeguarding import alerts as safeguarding
 
 router = APIRouter(tags=["safeguarding"])
 

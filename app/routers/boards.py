@@ -12,7 +12,9 @@ from app.models.board import (AttributionOut, BoardOut, BoardPhotoOut, BoardSumm
                               ImportResult)
 from app.models.common import Page
 from app.routers.deps import AppSettings, Ctx, Paging
-from app.services import board_export, board_import, boards, media_capture, personal_boards
+from app.services.boards import exporter as board_export, importer as board_import
+from app.services.boards import library as boards, personal as personal_boards
+from app.services.media import capture as media_capture
 from app.storage import staging_dir
 
 router = APIRouter(tags=["boards"])

@@ -7,7 +7,7 @@ from app.models.common import Page
 from app.models.sync import DeviceBoardsOut, DeviceCreate, DeviceEnrolled, DeviceOut, DeviceRevoke
 from app.routers.deps import AppSettings, Ctx, DeviceKey, Paging
 from app.routers.etag import etag_response
-from app.services import devices
+from app.services.sync import devices
 
 router = APIRouter(tags=["offline sync"])
 

@@ -4,7 +4,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from app.routers.deps import Ctx
-from app.services import export
+from app.services.rights import export
 
 router = APIRouter(tags=["data rights"])
 

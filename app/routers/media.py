@@ -11,7 +11,8 @@ from app.core.multipart import receive_multipart, receive_raw
 from app.models.capture import EntryOut
 from app.models.media import MediaErase, MediaUploadIn
 from app.routers.deps import AppSettings, Ctx
-from app.services import capture, media, media_capture
+from app.services import capture
+from app.services.media import records as media, capture as media_capture
 from app.storage import staging_dir
 
 router = APIRouter(tags=["media"])

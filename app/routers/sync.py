@@ -5,7 +5,7 @@ from fastapi import APIRouter, Query, Response
 
 from app.models.sync import SyncBatch, SyncOut, SyncStateOut
 from app.routers.deps import AppSettings, Ctx, DeviceKey
-from app.services import sync
+from app.services.sync import batch as sync
 
 router = APIRouter(tags=["offline sync"])
 

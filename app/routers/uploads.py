@@ -8,8 +8,8 @@ from starlette.concurrency import run_in_threadpool
 
 from app.core.errors import Problem
 from app.routers.deps import AppSettings, Ctx, DeviceKey
-from app.services import media_capture, uploads
-from app.services.uploads import TUS_EXTENSIONS, TUS_VERSION, http_date, tus_headers
+from app.services.media import capture as media_capture, uploads
+from app.services.media.uploads import TUS_EXTENSIONS, TUS_VERSION, http_date, tus_headers
 
 
 

@@ -24,7 +24,10 @@ from app.models.capture import (CaptureSession, EntryIn, EntryOut, FamilyClearan
                                 OtherPeopleUpdate, SessionBoardsOut, SessionCreate, SessionOut,
                                 SymbolsEntryIn, VoiceEntry, other_people_fields)
 from app.models.child import Child
-from app.services import access, audit, boards, consent, media, safeguarding
+from app.services import access, audit, consent
+from app.services.boards import library as boards
+from app.services.media import records as media
+from app.services.safeguarding import alerts as safeguarding
 from app.services.access import Need
 
 ENTRY_NOT_FOUND = "No entry with this id is visible to you."

@@ -19,7 +19,7 @@ from app.models.child import Allocation, Child
 from app.models.consent import Consent
 from app.models.staff import Role, Team, User
 from app.services.staff import add_user
-from app.services.starter import install_starter
+from app.services.boards.starter import install_starter
 from app.starter.boards import FEELINGS, SAFEGUARDING
 from app.storage import make_store
 

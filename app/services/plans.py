@@ -15,7 +15,8 @@ from app.models.capture import VoiceEntry
 from app.models.child import Child
 from app.models.plan import (SECTIONS, PlanOut, PlanSection, PlanVersion, PlanVersionOut,
                              PlanVersionSummary, SectionOut, SectionUpdate)
-from app.services import access, audit, consent, media
+from app.services import access, audit, consent
+from app.services.media import records as media
 from app.services.access import Need
 from app.services.capture import entries_out
 

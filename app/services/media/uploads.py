@@ -54,7 +54,8 @@ from app.core.multipart import ReceivedFile, ReceivedForm
 from app.models.capture import CaptureSession, EntryOut
 from app.models.sync import Device, SyncReceipt
 from app.models.upload import IncompleteUpload, Upload
-from app.services import access, audit, media, media_capture
+from app.services import access, audit
+from app.services.media import records as media, capture as media_capture
 from app.storage import MediaStore, make_store, staging_dir
 
 log = logging.getLogger("childvoice.uploads")

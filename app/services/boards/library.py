@@ -14,8 +14,8 @@ from app.core.pagination import paginate
 from app.models.board import (Board, BoardAsset, BoardOut, BoardSummary, BoardVersion,
                               BoardWrite, ChildBoardPhoto)
 from app.services import access, audit
-from app.services.board_assets import asset_by_sha
-from app.services.obf import ASSET_KEY, ASSET_URL_KEY, normalise_content
+from app.services.boards.assets import asset_by_sha
+from app.services.boards.obf import ASSET_KEY, ASSET_URL_KEY, normalise_content
 from app.storage import MediaStore
 
 BOARD_NOT_FOUND = "No board with this id is visible to you."

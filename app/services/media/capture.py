@@ -44,9 +44,10 @@ from app.core.errors import Conflict, Invalid, PayloadTooLarge
 from app.core.multipart import ReceivedFile, ReceivedForm
 from app.models.capture import CaptureSession, EntryOut, VoiceEntry
 from app.models.media import Media, MediaFile, MediaUploadIn
-from app.services import access, audio, audit, capture, consent, media, photos
+from app.services import access, audit, capture, consent
+from app.services.media import audio, records as media, photos
 from app.services.access import Need
-from app.services.photos import CleanFile
+from app.services.media.photos import CleanFile
 from app.storage import MediaStore, staging_dir
 from app.storage.base import file_sha256, fsync_file
 

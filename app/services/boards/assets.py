@@ -23,8 +23,8 @@ from sqlmodel import Session, select
 from app.core.config import Settings
 from app.core.errors import Problem
 from app.models.board import BoardAsset
-from app.services import audio, photos
-from app.services.media import lock_blobs
+from app.services.media import audio, photos
+from app.services.media.records import lock_blobs
 from app.storage import MediaStore, staging_dir
 from app.storage.base import file_sha256, fsync_file
 

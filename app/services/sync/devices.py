@@ -22,8 +22,9 @@ from app.models.board import Board, BoardVersion
 from app.models.child import Child
 from app.models.sync import (ChildBoards, Device, DeviceBoardsOut, DeviceCreate, DeviceEnrolled,
                              DeviceOut, DeviceRevoke)
-from app.services import access, audit, boards
-from app.services.sync import offline_until
+from app.services import access, audit
+from app.services.boards import library as boards
+from app.services.sync.batch import offline_until
 
 
 def device_out(settings: Settings, device: Device) -> DeviceOut:

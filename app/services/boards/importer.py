@@ -28,11 +28,11 @@ from app.core.context import Context
 from app.core.errors import Problem
 from app.models.board import BoardWrite, ImportedBoard, ImportResult, SkippedBoard
 from app.services import access
-from app.services.media_capture import too_large
-from app.services.board_assets import AssetRefused, store_board_media
-from app.services.board_package import ZIP_MAGIC, MemberProblem, Package, open_package
-from app.services.boards import add_board
-from app.services.obf import (ASSET_KEY, BoardProblem, decode_data_uri, drop_dangling_refs,
+from app.services.media.capture import too_large
+from app.services.boards.assets import AssetRefused, store_board_media
+from app.services.boards.package import ZIP_MAGIC, MemberProblem, Package, open_package
+from app.services.boards.library import add_board
+from app.services.boards.obf import (ASSET_KEY, BoardProblem, decode_data_uri, drop_dangling_refs,
                               package_path, prepare_board)
 from app.storage import MediaStore
 

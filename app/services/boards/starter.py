@@ -15,9 +15,9 @@ from sqlmodel import Session, select
 
 from app.core.config import Settings
 from app.models.board import Board, BoardWrite
-from app.services.board_assets import store_board_media
-from app.services.boards import add_board, get_version
-from app.services.obf import ASSET_KEY
+from app.services.boards.assets import store_board_media
+from app.services.boards.library import add_board, get_version
+from app.services.boards.obf import ASSET_KEY
 from app.starter.boards import OPENMOJI_LICENSE, SAFEGUARDING, STARTER, image_file
 from app.storage import MediaStore
 

@@ -44,7 +44,7 @@ from app.models.safeguarding import SafeguardingAlert
 from app.services import access, audit, consent
 from app.services.access import Need
 from app.services.capture import entries_out
-from app.services.media import file_extension
+from app.services.media.records import file_extension
 from app.services.plans import version_view
 from app.storage import MediaStore
 

@@ -21,9 +21,9 @@ from app.core.config import Settings
 from app.core.context import Context
 from app.core.errors import NotFound
 from app.models.board import AttributionItem, AttributionOut, Board, BoardVersion, License
-from app.services import boards as board_service
-from app.services.board_assets import asset_by_sha, extension_for, read_blob
-from app.services.obf import (ASSET_KEY, ASSET_URL_KEY, ASSUMED_LICENSE_TYPE, OBF_FORMAT,
+from app.services.boards import library as board_service
+from app.services.boards.assets import asset_by_sha, extension_for, read_blob
+from app.services.boards.obf import (ASSET_KEY, ASSET_URL_KEY, ASSUMED_LICENSE_TYPE, OBF_FORMAT,
                               normalise_license)
 from app.storage import MediaStore, staging_dir
 

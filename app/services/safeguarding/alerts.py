@@ -39,7 +39,8 @@ from app.core.errors import Conflict, Invalid
 from app.models.capture import VoiceEntry
 from app.models.child import Child
 from app.models.safeguarding import AlertAcknowledge, AlertOut, SafeguardingAlert
-from app.services import access, audit, outbox
+from app.services import access, audit
+from app.services.safeguarding import outbox
 from app.services.access import Need
 
 MARK = "ext_childvoice_safeguarding"

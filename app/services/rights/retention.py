@@ -40,7 +40,8 @@ from app.models.media import Media
 from app.models.retention import RetentionRun
 from app.models.safeguarding import WebhookDelivery
 from app.models.staff import RefreshToken, SignInThrottle, StaffSession
-from app.services import audit, media
+from app.services import audit
+from app.services.media import records as media
 from app.storage import make_store
 
 ID_LIST_LIMIT = 1000

@@ -35,7 +35,9 @@ from app.core.errors import Conflict, Forbidden, Invalid, Problem, validation_pr
 from app.models.capture import CaptureSession, EntryIn, VoiceEntry
 from app.models.sync import (Device, EntryItemRef, RetractItem, SessionEndItem, SessionItem,
                              SyncBatch, SyncOut, SyncReceipt, SyncResult, SyncStateOut)
-from app.services import access, audit, capture, media, safeguarding, uploads
+from app.services import access, audit, capture
+from app.services.media import records as media, uploads
+from app.services.safeguarding import alerts as safeguarding
 
 log = logging.getLogger("childvoice.sync")
 

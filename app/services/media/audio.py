@@ -28,7 +28,7 @@ import av
 from av.audio.resampler import AudioResampler
 
 from app.core.errors import Invalid, UnsupportedMediaType
-from app.services.photos import CleanFile
+from app.services.media.photos import CleanFile
 
 ACCEPTED_AUDIO = ("AAC in MP4/M4A, Opus in WebM, Opus or Vorbis in Ogg, MP3, or PCM in WAV")
 

@@ -23,9 +23,9 @@ from app.core.errors import Invalid
 from app.models.board import (Board, BoardOut, BoardPhotoOut, BoardSummary, BoardWrite,
                               ChildBoardPhoto)
 from app.services import access, audit
-from app.services.board_assets import AssetRefused, store_board_media
-from app.services.boards import add_board, board_out, check_asset_refs, child_photo_keys
-from app.services.obf import ASSET_KEY
+from app.services.boards.assets import AssetRefused, store_board_media
+from app.services.boards.library import add_board, board_out, check_asset_refs, child_photo_keys
+from app.services.boards.obf import ASSET_KEY
 from app.storage import MediaStore
 
 PERSONAL_PHOTO_LICENSE = {"type": "private, all rights reserved",
