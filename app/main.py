@@ -16,7 +16,7 @@ from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging
 from app.core.middleware import RequestContextMiddleware
 from app.core.observability import AccessLogMiddleware
-from app.core.pages import STATIC_DIR
+from app.core.pages import STATIC_DIR, TABLET_DIR
 from app.core.security import PasswordHashing, StaffTokens
 from app.routers import (admin, alerts, audit_trail, auth, boards, children, consents,
                          devices, entries, exports, health, media, plans, sessions, signin,
@@ -92,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(signin.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.mount("/tablet", StaticFiles(directory=TABLET_DIR, html=True), name="tablet")
     for module in (auth, staff, children, consents, boards, sessions, entries, plans, media,
                    alerts, audit_trail, exports, admin, devices, sync, uploads):
         app.include_router(module.router, prefix=API_PREFIX)
