@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import ConfigDict, Field as PydField, model_validator
+from pydantic import AfterValidator, ConfigDict, Field as PydField, model_validator
 from sqlalchemy import JSON, false, text
 from sqlmodel import Field, Index, SQLModel
 
@@ -86,13 +86,25 @@ class VoiceEntry(SQLModel, table=True):
 
 # --- request schemas ---------------------------------------------------------------
 
+def _each_board_once(board_ids: list[uuid.UUID]) -> list[uuid.UUID]:
+    if len(set(board_ids)) != len(board_ids):
+        raise ValueError("each board is offered once; board_ids names a board twice")
+    return board_ids
+
+
+SessionBoardIds = Annotated[list[uuid.UUID], PydField(
+    min_length=1, max_length=20, description="The boards offered to the child, at least one, "
+    "each once; boards they link to (`load_board`) come with them."),
+    AfterValidator(_each_board_once)]
+
+
 class SessionCreate(ApiModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
         "setting": "home", "purpose": "What Robin thinks about weekends with dad",
         "board_ids": ["2b4f0c9a-0000-4000-8000-000000000003"], "device": "ipad-team-north-07"}]})
     setting: Setting
     purpose: str | None = PydField(default=None, max_length=500)
-    board_ids: list[uuid.UUID] = PydField(default_factory=list, max_length=20)
+    board_ids: SessionBoardIds
     device: str | None = PydField(default=None, max_length=200)
 
 

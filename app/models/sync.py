@@ -14,7 +14,7 @@ from pydantic import ConfigDict, Field as PydField, model_validator
 from sqlmodel import Field, Index, SQLModel
 
 from app.models.board import BoardOut
-from app.models.capture import EntryOut, SessionOut, Setting
+from app.models.capture import EntryOut, SessionBoardIds, SessionOut, Setting
 from app.models.common import ApiModel, UtcDatetime, id_field, utc_field
 from app.models.upload import IncompleteUpload
 
@@ -168,7 +168,7 @@ class SessionItem(ApiModel):
     child_id: uuid.UUID
     setting: Setting
     purpose: str | None = PydField(default=None, max_length=500)
-    board_ids: list[uuid.UUID] = PydField(default_factory=list, max_length=20)
+    board_ids: SessionBoardIds
     started_at: UtcDatetime
 
 
