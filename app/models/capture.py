@@ -238,6 +238,53 @@ class SessionOut(ApiModel):
         "bearer token for this session alone. Not retrievable later.")
 
 
+class SessionBoardRef(ApiModel):
+    board_id: uuid.UUID
+    version: int
+    name: str
+    linked_from: uuid.UUID | None = PydField(default=None, description="Set for a board not "
+                                             "offered itself but reached by a link "
+                                             "(`load_board`) from this offered board.")
+
+
+class EntryCounts(ApiModel):
+    total: int
+    by_status: dict[str, int] = PydField(description="`active`, `retracted`, `superseded`…")
+    by_kind: dict[str, int] = PydField(description="`symbols`, `mat`, `photo`, `audio`, "
+                                       "`observation`, `text`.")
+    by_source: dict[str, int] = PydField(description="`child_direct`, `child_assisted`, "
+                                         "`adult_interpretation`, `parent_or_carer_report`.")
+
+
+class SessionSummary(ApiModel):
+    """A session as its child's list shows it: who, where, why, which boards, how much."""
+
+    id: uuid.UUID
+    client_id: uuid.UUID | None = None
+    device_id: uuid.UUID | None = None
+    child_id: uuid.UUID
+    worker_id: uuid.UUID
+    worker_name: str
+    setting: Setting
+    purpose: str | None
+    device: str | None
+    status: Literal["open", "ended", "expired"]
+    started_at: datetime
+    ended_at: datetime | None
+    expires_at: datetime
+    boards: list[SessionBoardRef] = PydField(description="The pinned board versions: those "
+                                             "offered, then those they link to.")
+    entry_counts: EntryCounts
+
+
+class SessionDetail(SessionOut):
+    """A session read back: as opened (without the capture token), with its worker's name
+    and what was captured in it."""
+
+    worker_name: str
+    entry_counts: EntryCounts
+
+
 class SessionBoardsOut(ApiModel):
     session_id: uuid.UUID
     board_preferences: dict[str, Any]

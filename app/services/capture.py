@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -19,11 +19,14 @@ from app.core.context import Context
 from app.core.errors import Conflict, Forbidden, Invalid, Unauthorized
 from app.core.pagination import paginate
 from app.core.security import hash_capture_token, new_capture_token
-from app.models.board import BoardVersion
-from app.models.capture import (CaptureSession, EntryIn, EntryOut, FamilyClearance, MatEntryIn,
-                                OtherPeopleUpdate, SessionBoardsOut, SessionCreate, SessionOut,
-                                SymbolsEntryIn, VoiceEntry, other_people_fields)
+from app.models.board import Board, BoardVersion
+from app.models.capture import (CaptureSession, EntryCounts, EntryIn, EntryOut,
+                                FamilyClearance, MatEntryIn, OtherPeopleUpdate,
+                                SessionBoardRef, SessionBoardsOut, SessionCreate, SessionDetail,
+                                SessionOut, SessionSummary, SymbolsEntryIn, VoiceEntry,
+                                other_people_fields)
 from app.models.child import Child
+from app.models.staff import User
 from app.services import access, audit, consent
 from app.services.boards import library as boards
 from app.services.media import records as media
@@ -48,6 +51,79 @@ def session_out(db: Session, session: CaptureSession, token: str | None = None) 
                       status=session_status(session), started_at=session.started_at,
                       ended_at=session.ended_at, expires_at=session.expires_at,
                       boards=boards.session_boards(db, session.boards), capture_token=token)
+
+
+def _entry_counts(db: Session, session_ids: list[uuid.UUID]) -> dict[uuid.UUID, EntryCounts]:
+    """Each session's entries counted by status, kind and source, in one query."""
+    tally: dict[uuid.UUID, dict[str, Any]] = {
+        sid: {"total": 0, "by_status": {}, "by_kind": {}, "by_source": {}} for sid in session_ids}
+    if session_ids:
+        rows = db.exec(select(VoiceEntry.session_id, VoiceEntry.status, VoiceEntry.kind,
+                              VoiceEntry.source, func.count())
+                       .where(VoiceEntry.session_id.in_(session_ids))
+                       .group_by(VoiceEntry.session_id, VoiceEntry.status, VoiceEntry.kind,
+                                 VoiceEntry.source))
+        for sid, status, kind, source, n in rows:
+            counts = tally[sid]
+            counts["total"] += n
+            for key, value in (("by_status", status), ("by_kind", kind),
+                               ("by_source", source)):
+                counts[key][value] = counts[key].get(value, 0) + n
+    return {sid: EntryCounts(**counts) for sid, counts in tally.items()}
+
+
+def _worker_names(db: Session, sessions: list[CaptureSession]) -> dict[uuid.UUID, str]:
+    ids = {s.worker_id for s in sessions}
+    if not ids:
+        return {}
+    return dict(db.exec(select(User.id, User.full_name).where(User.id.in_(ids))).all())
+
+
+def _board_refs(db: Session, sessions: list[CaptureSession]) -> dict[str, str]:
+    """Board names by id, for every board these sessions pinned (one query)."""
+    ids = {uuid.UUID(ref["board_id"]) for s in sessions for ref in s.boards}
+    if not ids:
+        return {}
+    return {str(i): name for i, name in db.exec(select(Board.id, Board.name)
+                                                 .where(Board.id.in_(ids)))}
+
+
+def list_sessions(ctx: Context, child_id: uuid.UUID, limit: int, cursor: str | None) -> dict:
+    """A child's sessions, newest first, with their boards and what was captured."""
+    child = access.child_for(ctx, child_id, Need.read)
+    page = paginate(ctx.db, select(CaptureSession).where(CaptureSession.child_id == child.id),
+                    sort_col=CaptureSession.started_at, id_col=CaptureSession.id, limit=limit,
+                    cursor=cursor, descending=True)
+    sessions: list[CaptureSession] = page["items"]
+    counts = _entry_counts(ctx.db, [s.id for s in sessions])
+    names = _worker_names(ctx.db, sessions)
+    board_names = _board_refs(ctx.db, sessions)
+    now = utcnow()
+    page["items"] = [SessionSummary(
+        id=s.id, client_id=s.client_id, device_id=s.device_id, child_id=s.child_id,
+        worker_id=s.worker_id, worker_name=names.get(s.worker_id, ""), setting=s.setting,
+        purpose=s.purpose, device=s.device, status=session_status(s, now),
+        started_at=s.started_at, ended_at=s.ended_at, expires_at=s.expires_at,
+        boards=[SessionBoardRef(board_id=ref["board_id"], version=ref["version"],
+                                name=board_names.get(ref["board_id"], ""),
+                                linked_from=ref.get("linked_from")) for ref in s.boards],
+        entry_counts=counts[s.id]) for s in sessions]
+    audit.record(ctx, "session.list", child_id=child.id, object_type="child",
+                 object_id=child.id)
+    ctx.db.commit()
+    return page
+
+
+def get_session(ctx: Context, session_id: uuid.UUID) -> SessionDetail:
+    access.require_staff(ctx.actor)
+    session = access.session_for(ctx, session_id, Need.read)
+    shown = SessionDetail(**session_out(ctx.db, session).model_dump(exclude={"capture_token"}),
+                          worker_name=_worker_names(ctx.db, [session]).get(session.worker_id, ""),
+                          entry_counts=_entry_counts(ctx.db, [session.id])[session.id])
+    audit.record(ctx, "session.read", child_id=session.child_id, object_type="session",
+                 object_id=session.id)
+    ctx.db.commit()
+    return shown
 
 
 def _start_session(ctx: Context, settings: Settings, child_id: uuid.UUID, *, setting: str,
