@@ -35,8 +35,8 @@ def get_session(session_id: uuid.UUID, ctx: Ctx) -> SessionDetail:
 
 @router.post("/sessions/{session_id}/end", response_model=SessionOut,
              summary="End a session; its capture token stops working")
-def end_session(session_id: uuid.UUID, ctx: Ctx) -> SessionOut:
-    return capture.end_session(ctx, session_id)
+def end_session(session_id: uuid.UUID, ctx: Ctx, settings: AppSettings) -> SessionOut:
+    return capture.end_session(ctx, settings, session_id)
 
 
 @router.get("/sessions/{session_id}/boards", response_model=SessionBoardsOut,

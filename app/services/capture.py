@@ -36,6 +36,48 @@ from app.services.access import Need
 ENTRY_NOT_FOUND = "No entry with this id is visible to you."
 
 
+# --- the tablet's clock ------------------------------------------------------------------
+
+def tolerance(settings: Settings) -> timedelta:
+    return timedelta(seconds=settings.clock_tolerance_seconds)
+
+
+def server_view(settings: Settings, at: datetime, field: str, *, received_at: datetime,
+                clock_offset_ms: int | None = None) -> datetime:
+    """A moment the tablet recorded, as the server's clock saw it: corrected by the device's
+    measured clock offset where one is known. The tablet's own time is kept as recorded,
+    so a time ahead of the server's clock by more than the tolerance (read either way) is
+    refused: the tablet's clock is wrong, and such an entry would sit on top of the plan."""
+    corrected = at + timedelta(milliseconds=clock_offset_ms or 0)
+    ahead = max(at, corrected) - received_at
+    if ahead > tolerance(settings):
+        raise Invalid(f"{field} is {_duration(ahead)} ahead of the server's clock: the "
+                      "tablet's clock is wrong. Set its date and time to automatic; an item "
+                      "dated in the future cannot be stored.", field=["body", field],
+                      slug="clock-ahead", title="Tablet clock ahead",
+                      ahead_seconds=round(ahead.total_seconds()))
+    return corrected
+
+
+def _duration(span: timedelta) -> str:
+    seconds = span.total_seconds()
+    for unit, size in (("days", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f} {unit}"
+    return f"{seconds:.0f} s"
+
+
+def consent_at(ctx: Context, settings: Settings, child_id: uuid.UUID, kind: str,
+               captured_at: datetime, *, received_at: datetime,
+               clock_offset_ms: int | None = None, known: list | None = None):  # noqa: ANN201
+    """The consent a capture is made under, judged on the server's view of `captured_at`
+    with the clock tolerance (403 consent-required, 422 clock-ahead)."""
+    at = server_view(settings, captured_at, "captured_at", received_at=received_at,
+                     clock_offset_ms=clock_offset_ms)
+    return consent.consent_for_capture(ctx.db, child_id, kind, at, known,
+                                       leeway=tolerance(settings), not_after=received_at)
+
+
 # --- sessions --------------------------------------------------------------------------
 
 def session_status(session: CaptureSession, at: datetime | None = None) -> str:
@@ -168,11 +210,16 @@ def start_offline_session(ctx: Context, settings: Settings, *, client_id: uuid.U
                           clock_offset_ms=clock_offset_ms)
 
 
-def close_session(ctx: Context, session: CaptureSession, ended_at: datetime) -> bool:
+def close_session(ctx: Context, settings: Settings, session: CaptureSession,
+                  ended_at: datetime) -> bool:
     """End a session unless it has ended already (then the first end stands). Returns whether
-    this call ended it. One conditional UPDATE, so two concurrent ends cannot both win."""
-    if ended_at < session.started_at:
+    this call ended it. One conditional UPDATE, so two concurrent ends cannot both win.
+    A session opened online started on the server's clock and ends on a tablet's: an end a
+    little before its start (within the clock tolerance) ends it at its start."""
+    slack = tolerance(settings) if session.client_id is None else timedelta(0)
+    if ended_at < session.started_at - slack:
         raise Invalid("ended_at is before the session started", field=["body", "ended_at"])
+    ended_at = max(ended_at, session.started_at)
     changed = ctx.db.exec(update(CaptureSession)
                           .where(CaptureSession.id == session.id,
                                  CaptureSession.ended_at.is_(None))
@@ -181,11 +228,11 @@ def close_session(ctx: Context, session: CaptureSession, ended_at: datetime) -> 
     return bool(changed)
 
 
-def end_session(ctx: Context, session_id: uuid.UUID) -> SessionOut:
+def end_session(ctx: Context, settings: Settings, session_id: uuid.UUID) -> SessionOut:
     access.require_staff(ctx.actor)
     session = access.session_for(ctx, session_id, Need.write)
     if session.ended_at is None:
-        close_session(ctx, session, max(utcnow(), session.started_at))
+        close_session(ctx, settings, session, utcnow())
     audit.record(ctx, "session.end", child_id=session.child_id, object_type="session",
                  object_id=session.id)
     ctx.db.commit()
@@ -374,18 +421,22 @@ def prepare_entry(ctx: Context, settings: Settings, session: CaptureSession, dat
         signals = safeguarding.detect(settings, data.kind, content, buttons)
     else:
         content = {"text": data.text}
+    received_at = received_at or utcnow()
     try:
-        allowed_by = consent.consent_for_capture(
-            ctx.db, session.child_id, data.kind, data.captured_at,
+        allowed_by = consent_at(
+            ctx, settings, session.child_id, data.kind, data.captured_at,
+            received_at=received_at, clock_offset_ms=clock_offset_ms,
             known=lookups.live_consents(ctx.db, session.child_id) if lookups else None)
-    except Forbidden:
+    except (Forbidden, Invalid):
+        # No consent, or the tablet's clock is ahead: kept for safeguarding all the same,
+        # under no consent, so it reaches neither the plan nor an export.
         if not signals:
             raise
-        allowed_by = None  # kept for safeguarding; no consent, so no use beyond it
+        allowed_by = None
     has_others, others = other_people_fields(data.other_people)
     entry = VoiceEntry(client_id=data.client_id, child_id=session.child_id,
                        session_id=session.id, kind=data.kind, source=data.source,
-                       captured_at=data.captured_at, received_at=received_at or utcnow(),
+                       captured_at=data.captured_at, received_at=received_at,
                        prompt=data.prompt, topic=data.topic, note=data.note,
                        consent_id=allowed_by.id if allowed_by else None, board_id=board_id,
                        board_version=board_version, content=content,

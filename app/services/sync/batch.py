@@ -269,8 +269,10 @@ class _Batch:
     def session_item(self, item: SessionItem) -> SyncResult:
         existing = self.sessions.get(item.client_id)
         if existing is None:
-            corrected = item.started_at + timedelta(milliseconds=self.offset_ms or 0)
-            if corrected > self.lease_ends:
+            corrected = capture.server_view(self.settings, item.started_at, "started_at",
+                                            received_at=self.received_at,
+                                            clock_offset_ms=self.offset_ms)
+            if corrected > self.lease_ends + capture.tolerance(self.settings):
                 raise Forbidden(
                     f"This session started after the device's offline window ended "
                     f"({self.lease_ends.isoformat()}): a tablet may start sessions offline "
@@ -314,7 +316,9 @@ class _Batch:
         session = self.writable_session(item)
         ended = False
         if self.receipts.get(item.client_id) != ("session_end", session.id):
-            ended = capture.close_session(self.ctx, session, item.ended_at)
+            capture.server_view(self.settings, item.ended_at, "ended_at",
+                                received_at=self.received_at, clock_offset_ms=self.offset_ms)
+            ended = capture.close_session(self.ctx, self.settings, session, item.ended_at)
             self.put_receipt(item.client_id, "session_end", session.child_id, session.id,
                              item.ended_at)
         if ended:
@@ -429,6 +433,8 @@ class _Batch:
         if self.receipts.get(item.client_id) == ("retract", entry.id):
             access.child_for(self.ctx, entry.child_id, access.Need.write)
         else:
+            capture.server_view(self.settings, item.retracted_at, "retracted_at",
+                                received_at=self.received_at, clock_offset_ms=self.offset_ms)
             retracted = capture.retract_entry(self.ctx, entry, item.retracted_at)
             self.put_receipt(item.client_id, "retract", entry.child_id, entry.id,
                              item.retracted_at)
