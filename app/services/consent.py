@@ -176,8 +176,20 @@ def sixteenth_birthday(date_of_birth: date) -> datetime:
 
 
 def record_consent(ctx: Context, child_id: uuid.UUID, data: ConsentCreate) -> ConsentOut:
+    consent = new_consent(ctx, child_id, data, data.valid_from or utcnow())
+    audit.record(ctx, "consent.create", child_id=consent.child_id, object_type="consent",
+                 object_id=consent.id)
+    ctx.db.commit()
+    return consent_out(consent)
+
+
+def new_consent(ctx: Context, child_id: uuid.UUID, data: ConsentCreate,
+                valid_from: datetime) -> Consent:
+    """A consent as recorded online or offline (a sync item), checked by the same rules;
+    added and flushed, neither audited nor committed."""
     child = access.child_for(ctx, child_id, Need.write)
-    valid_from = data.valid_from or utcnow()
+    if data.valid_until is not None and data.valid_until <= valid_from:
+        raise Invalid("valid_until must be after valid_from", field=["body", "valid_until"])
     if data.given_by == "best_interests" and valid_from < sixteenth_birthday(child.date_of_birth):
         raise Invalid("A best-interests decision under the Mental Capacity Act applies to a "
                       "young person of 16 or more; for a younger child record the consent of "
@@ -199,10 +211,7 @@ def record_consent(ctx: Context, child_id: uuid.UUID, data: ConsentCreate) -> Co
                       recorded_by=ctx.user.id)
     ctx.db.add(consent)
     ctx.db.flush()
-    audit.record(ctx, "consent.create", child_id=child.id, object_type="consent",
-                 object_id=consent.id)
-    ctx.db.commit()
-    return consent_out(consent)
+    return consent
 
 
 def list_consents(ctx: Context, child_id: uuid.UUID, limit: int, cursor: str | None) -> dict:

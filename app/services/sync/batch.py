@@ -7,9 +7,9 @@ How exactly-once holds without any lock in this process:
   requests race to store it, and the loser reads the winner's row and answers `duplicate`;
 - a batch is one transaction with a SAVEPOINT per item: a bad item rolls back only itself,
   and a server killed mid-batch leaves no row of it (the tablet resends the whole batch);
-- items are applied in one canonical order (sessions, entries by `captured_at`, retracts,
-  session ends), whatever order they were sent in, so overlapping batches take row locks in
-  the same order; PostgreSQL may still pick a deadlock victim, and that batch is re-run.
+- items are applied in one canonical order (consents, sessions, entries by `captured_at`,
+  retracts, session ends), whatever order they were sent in, so overlapping batches take
+  row locks in the same order; PostgreSQL may still pick a deadlock victim, and that batch is re-run.
 
 The rules for what may be stored are capture's (the same functions the single endpoints
 use); this module only sequences items, records receipts and shapes answers.
@@ -34,9 +34,11 @@ from app.core.config import Settings
 from app.core.context import Context
 from app.core.errors import Conflict, Forbidden, Invalid, Problem, validation_problem
 from app.models.capture import CaptureSession, EntryIn, VoiceEntry
-from app.models.sync import (Device, EntryItemRef, RetractItem, SessionEndItem, SessionItem,
-                             SyncBatch, SyncOut, SyncReceipt, SyncResult, SyncStateOut)
-from app.services import access, audit, capture
+from app.models.consent import Consent
+from app.models.sync import (ConsentItem, Device, EntryItemRef, RetractItem, SessionEndItem,
+                             SessionItem, SyncBatch, SyncOut, SyncReceipt, SyncResult,
+                             SyncStateOut)
+from app.services import access, audit, capture, consent as consents
 from app.services.media import records as media, uploads
 from app.services.safeguarding import alerts as safeguarding
 
@@ -45,7 +47,7 @@ log = logging.getLogger("childvoice.sync")
 _ENTRY = TypeAdapter(EntryIn)
 _REF_FIELDS = ("type", "session_client_id", "session_id")
 # Canonical apply order: what an item depends on comes first.
-_RANK = {"session": 0, "entry": 1, "retract": 2, "session_end": 3}
+_RANK = {"consent": 0, "session": 1, "entry": 2, "retract": 3, "session_end": 4}
 _RETRYABLE_SQLSTATES = {"40P01", "40001"}  # deadlock detected, serialization failure
 # The service itself failing (the database gone, locked, or picking this batch as a
 # deadlock victim): the whole request fails, and the tablet resends it.
@@ -77,7 +79,7 @@ class _Item:
         p = self.parsed
         when = (p.started_at if self.type == "session" else p[1].captured_at
                 if self.type == "entry" else p.retracted_at if self.type == "retract"
-                else p.ended_at)
+                else p.given_at if self.type == "consent" else p.ended_at)
         cid = p.client_id if self.type != "entry" else p[1].client_id
         return _RANK[self.type], when, str(cid)
 
@@ -155,9 +157,12 @@ def _parse(index: int, raw: Any) -> _Item:
         elif item.type == "retract":
             item.parsed = RetractItem.model_validate(raw)
             models = [item.parsed]
+        elif item.type == "consent":
+            item.parsed = ConsentItem.model_validate(raw)
+            models = [item.parsed]
         else:
-            item.problem = Invalid("type must be one of: session, entry, session_end, retract",
-                                   field=[*where, "type"])
+            item.problem = Invalid("type must be one of: consent, session, entry, "
+                                   "session_end, retract", field=[*where, "type"])
             return item
     except ValidationError as exc:
         item.problem = validation_problem(exc.errors(), where)
@@ -329,6 +334,52 @@ class _Batch:
                           status="created" if ended else "duplicate",
                           session=capture.session_out(self.db, session))
 
+    # consents ---------------------------------------------------------------------
+
+    def consent_item(self, item: ConsentItem) -> SyncResult:
+        """A consent recorded on the tablet, stored once: its receipt is written in the same
+        savepoint, so of two concurrent copies one stores it and the other answers it."""
+        if item.client_id not in self.receipts:
+            given = capture.server_view(self.settings, item.given_at, "given_at",
+                                        received_at=self.received_at,
+                                        clock_offset_ms=self.offset_ms)
+            try:
+                with self.db.begin_nested():
+                    consent = consents.new_consent(self.ctx, item.child_id, item,
+                                                   item.valid_from or given)
+                    self.db.add(SyncReceipt(
+                        client_id=item.client_id, device_id=self.device.id,
+                        item_type="consent", child_id=consent.child_id, object_id=consent.id,
+                        tablet_at=item.given_at, received_at=self.received_at,
+                        clock_offset_ms=self.offset_ms))
+                    self.db.flush()
+            except IntegrityError:
+                row = self.db.exec(select(SyncReceipt).where(
+                    SyncReceipt.client_id == item.client_id)).first()
+                if row is None:
+                    raise
+                self.receipts[item.client_id] = (row.item_type, row.object_id)
+            else:
+                self.receipts[item.client_id] = ("consent", consent.id)
+                # Entries of this batch are decided with it.
+                self.lookups.consents.pop(consent.child_id, None)
+                self.events.append(("consent.create", consent.child_id, "consent",
+                                    consent.id))
+                return SyncResult(client_id=str(item.client_id), type="consent",
+                                  status="created", consent=consents.consent_out(consent))
+        kind, object_id = self.receipts[item.client_id]
+        stored = self.db.get(Consent, object_id) if kind == "consent" else None
+        if stored is None:
+            raise _reused(item.client_id)
+        access.child_for(self.ctx, stored.child_id, access.Need.write)
+        if (stored.child_id, stored.given_by, stored.scopes, stored.child_assent) != \
+                (item.child_id, item.given_by, sorted({s.value for s in item.scopes}),
+                 item.child_assent):
+            raise _reused(item.client_id)
+        self.resent_children.add(stored.child_id)
+        return SyncResult(client_id=str(item.client_id), type="consent", status="duplicate",
+                          consent=consents.consent_out(stored))
+
     # entries ----------------------------------------------------------------------
 
     def entry_item(self, ref: EntryItemRef, data: Any) -> SyncResult:
@@ -471,6 +522,8 @@ class _Batch:
                 ids.add(p.client_id)
                 if p.session_client_id:
                     sessions.add(p.session_client_id)
+            elif item.type == "consent":
+                ids.add(p.client_id)
         if ids:
             for cid, kind, oid in self.db.exec(select(
                     SyncReceipt.client_id, SyncReceipt.item_type, SyncReceipt.object_id)
@@ -490,6 +543,7 @@ class _Batch:
             "entry": lambda: self.entry_item(*item.parsed),
             "session_end": lambda: self.session_end_item(item.parsed),
             "retract": lambda: self.retract_item(item.parsed),
+            "consent": lambda: self.consent_item(item.parsed),
         }
         try:
             with self.db.begin_nested():
@@ -561,7 +615,7 @@ def _apply_once(ctx: Context, settings: Settings, batch: SyncBatch, device_key: 
         if item.problem is not None:
             results[item.index] = _rejected(item, item.problem)
     ordered = sorted(good, key=lambda i: i.sort_key)
-    for item in (i for i in ordered if i.type == "session"):
+    for item in (i for i in ordered if i.type in ("consent", "session")):
         results[item.index] = state.apply(item)
     entries = [i for i in ordered if i.type == "entry"]
     if one_by_one:
