@@ -16,7 +16,7 @@ Setting = Literal["home", "school", "placement", "other"]
 Source = Literal["child_direct", "child_assisted", "adult_interpretation",
                  "parent_or_carer_report"]
 EntryKind = Literal["symbols", "mat", "photo", "audio", "observation", "text"]
-EntryStatus = Literal["active", "retracted", "withdrawn", "erased"]
+EntryStatus = Literal["active", "retracted", "superseded", "withdrawn", "erased"]
 
 
 class CaptureSession(SQLModel, table=True):
@@ -82,6 +82,14 @@ class VoiceEntry(SQLModel, table=True):
     # A change of heart ("no, not that one"): the entry stays, marked retracted.
     retracted_at: datetime | None = utc_field(nullable=True)
     retracted_by: uuid.UUID | None = Field(default=None, foreign_key="users.id")
+    retraction_reason: str | None = Field(default=None, max_length=2000)
+    # A correction by the worker is a new entry naming the one it supersedes (one each);
+    # the old one stays as it was, marked superseded and pointing at it.
+    supersedes: uuid.UUID | None = Field(default=None, foreign_key="voice_entries.id",
+                                         unique=True)
+    superseded_by: uuid.UUID | None = Field(default=None, foreign_key="voice_entries.id")
+    superseded_at: datetime | None = utc_field(nullable=True)
+    correction_reason: str | None = Field(default=None, max_length=2000)
 
 
 # --- request schemas ---------------------------------------------------------------
@@ -342,6 +350,34 @@ class EntryOut(ApiModel):
                                              "this back (tablet clock); status is then "
                                              "`retracted` and it leaves the plan.")
     retracted_by: uuid.UUID | None = None
+    retraction_reason: str | None = None
+    supersedes: uuid.UUID | None = PydField(default=None, description="This entry corrects "
+                                            "that one (`POST /entries/{id}/correct`).")
+    correction_reason: str | None = None
+    superseded_by: uuid.UUID | None = PydField(default=None, description="A correction "
+                                               "replaced this entry; status is then "
+                                               "`superseded` and it leaves the plan.")
+    superseded_at: datetime | None = None
+
+
+class EntryRetract(ApiModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"reason": "Robin said it was pressed by mistake."}]})
+    reason: str = PydField(min_length=1, max_length=2000)
+
+
+class EntryCorrection(ApiModel):
+    """A new entry that supersedes one: the old one is kept, as it was, marked superseded."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "reason": "The mat was sorted again with Robin's help.",
+        "entry": {"kind": "text", "client_id": "9a1e4b2c-0000-4000-8000-000000000014",
+                  "captured_at": "2026-03-02T10:40:00+00:00", "source": "child_assisted",
+                  "text": "I want to see my nan on Sundays"}}]})
+    reason: str = PydField(min_length=1, max_length=2000)
+    entry: EntryIn = PydField(description="The correcting entry, as "
+                              "`POST /sessions/{id}/entries` takes it (its own client_id); "
+                              "made in the same session, by the same rules.")
 
 
 class OtherPeopleUpdate(ApiModel):

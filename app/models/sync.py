@@ -207,6 +207,7 @@ class RetractItem(ApiModel):
     entry_client_id: uuid.UUID
     retracted_at: UtcDatetime = PydField(description="When the child took it back (tablet "
                                          "clock).")
+    reason: str | None = PydField(default=None, max_length=2000)
 
 
 class SyncResult(ApiModel):

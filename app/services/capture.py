@@ -20,8 +20,8 @@ from app.core.errors import Conflict, Forbidden, Invalid, Unauthorized
 from app.core.pagination import paginate
 from app.core.security import hash_capture_token, new_capture_token
 from app.models.board import Board, BoardVersion
-from app.models.capture import (CaptureSession, EntryCounts, EntryIn, EntryOut,
-                                FamilyClearance, MatEntryIn, OtherPeopleUpdate,
+from app.models.capture import (CaptureSession, EntryCorrection, EntryCounts, EntryIn,
+                                EntryOut, EntryRetract, FamilyClearance, MatEntryIn, OtherPeopleUpdate,
                                 SessionBoardRef, SessionBoardsOut, SessionCreate, SessionDetail,
                                 SessionOut, SessionSummary, SymbolsEntryIn, VoiceEntry,
                                 other_people_fields)
@@ -273,7 +273,9 @@ def entry_out(entry: VoiceEntry, attached: media.EntryMedia | None = None) -> En
                     family_cleared_at=entry.family_cleared_at,
                     family_cleared_by=entry.family_cleared_by,
                     clock_offset_ms=entry.clock_offset_ms, retracted_at=entry.retracted_at,
-                    retracted_by=entry.retracted_by,
+                    retracted_by=entry.retracted_by, retraction_reason=entry.retraction_reason,
+                    supersedes=entry.supersedes, correction_reason=entry.correction_reason,
+                    superseded_by=entry.superseded_by, superseded_at=entry.superseded_at,
                     media=attached.items if attached else [],
                     media_withdrawn=attached.withdrawn if attached else False,
                     media_erased=attached.erased if attached else [],
@@ -466,10 +468,12 @@ def store_entry(ctx: Context, settings: Settings, session: CaptureSession, data:
     return entry, True, signals
 
 
-def retract_entry(ctx: Context, entry: VoiceEntry, retracted_at: datetime) -> bool:
-    """A change of heart: the entry is kept, marked retracted with who and when, and leaves
-    the plan. Returns whether this call retracted it (False: it already was). Neither
-    audits nor commits."""
+def retract_entry(ctx: Context, entry: VoiceEntry, retracted_at: datetime,
+                  reason: str | None = None) -> bool:
+    """A change of heart: the entry is kept, marked retracted with who, when and why, and
+    leaves the plan. Returns whether this call retracted it (False: it already was).
+    Neither audits nor commits. The tablet's `retract` item and the worker's online
+    retraction both come here."""
     access.child_for(ctx, entry.child_id, Need.write)
     if retracted_at < entry.captured_at:
         raise Invalid("retracted_at is before the entry was captured",
@@ -478,7 +482,8 @@ def retract_entry(ctx: Context, entry: VoiceEntry, retracted_at: datetime) -> bo
     changed = ctx.db.exec(update(VoiceEntry)
                           .where(VoiceEntry.id == entry.id, VoiceEntry.status == "active")
                           .values(status="retracted", retracted_at=retracted_at,
-                                  retracted_by=ctx.user.id)).rowcount
+                                  retracted_by=ctx.user.id,
+                                  retraction_reason=reason)).rowcount
     ctx.db.refresh(entry)
     if changed:
         return True
@@ -486,6 +491,63 @@ def retract_entry(ctx: Context, entry: VoiceEntry, retracted_at: datetime) -> bo
         return False
     raise Conflict(f"This entry is {entry.status}, so it cannot be retracted.",
                    slug="entry-not-active", entry_id=str(entry.id))
+
+
+def retract(ctx: Context, entry_id: uuid.UUID, data: EntryRetract) -> EntryOut:
+    """The worker takes an entry back online; asking again answers it as it stands."""
+    entry = _entry_for(ctx, entry_id, Need.write)
+    if retract_entry(ctx, entry, max(utcnow(), entry.captured_at), data.reason):
+        audit.record(ctx, "entry.retract", child_id=entry.child_id, object_type="entry",
+                     object_id=entry.id)
+    ctx.db.commit()
+    return entries_out(ctx.db, [entry])[0]
+
+
+def correct(ctx: Context, settings: Settings, entry_id: uuid.UUID,
+            data: EntryCorrection) -> tuple[EntryOut, bool]:
+    """A new entry, in the same session and by the same rules as any, that supersedes
+    `entry_id`: the old one is kept as it was, marked superseded, and leaves the plan.
+    Returns the new entry and whether this call made it (a resend answers it)."""
+    old = _entry_for(ctx, entry_id, Need.write)
+    session = ctx.db.get(CaptureSession, old.session_id)
+    entry, new, signals = prepare_entry(ctx, settings, session, data.entry)
+    if not new:
+        if entry.supersedes != old.id:
+            raise Conflict("This client_id was already used for a different entry. Make a "
+                           "new client_id for the correction.", slug="client-id-reused",
+                           entry_id=str(entry.id))
+        audit.record(ctx, "entry.resend", child_id=entry.child_id, object_type="entry",
+                     object_id=entry.id)
+        ctx.db.commit()
+        return entries_out(ctx.db, [entry])[0], False
+    if old.status != "active":
+        raise Conflict(f"This entry is {old.status}, so it cannot be corrected.",
+                       slug="entry-not-active", entry_id=str(old.id))
+    entry.supersedes, entry.correction_reason = old.id, data.reason
+    try:
+        with ctx.db.begin_nested():
+            ctx.db.add(entry)
+            ctx.db.flush()
+    except IntegrityError:
+        # Another correction of it (or a copy of this one) was stored a moment ago.
+        ctx.db.rollback()
+        raise Conflict("This entry was corrected a moment ago; read it again.",
+                       slug="entry-not-active", entry_id=str(old.id)) from None
+    # Conditional, so it only supersedes an entry still active (not retracted meanwhile).
+    changed = ctx.db.exec(update(VoiceEntry)
+                          .where(VoiceEntry.id == old.id, VoiceEntry.status == "active")
+                          .values(status="superseded", superseded_by=entry.id,
+                                  superseded_at=entry.received_at)).rowcount
+    if not changed:
+        ctx.db.rollback()
+        raise Conflict("This entry is no longer active, so it cannot be corrected.",
+                       slug="entry-not-active", entry_id=str(old.id))
+    if signals:
+        safeguarding.raise_alert(ctx, settings, entry, signals)
+    audit.record_many(ctx, [("entry.create", entry.child_id, "entry", entry.id),
+                            ("entry.correct", old.child_id, "entry", old.id)])
+    ctx.db.commit()
+    return entry_out(entry), True
 
 
 def list_session_entries(ctx: Context, session_id: uuid.UUID, limit: int,

@@ -486,7 +486,7 @@ class _Batch:
         else:
             capture.server_view(self.settings, item.retracted_at, "retracted_at",
                                 received_at=self.received_at, clock_offset_ms=self.offset_ms)
-            retracted = capture.retract_entry(self.ctx, entry, item.retracted_at)
+            retracted = capture.retract_entry(self.ctx, entry, item.retracted_at, item.reason)
             self.put_receipt(item.client_id, "retract", entry.child_id, entry.id,
                              item.retracted_at)
         if retracted:
