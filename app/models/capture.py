@@ -225,6 +225,11 @@ ENTRY_EXAMPLES = {
 class SessionBoard(BoardOut):
     """A board as offered in a session, at the exact version the session pinned."""
 
+    linked_from: uuid.UUID | None = PydField(default=None, description="Set for a board not "
+                                             "offered itself but reached by links "
+                                             "(`load_board`) from this offered board; "
+                                             "entries may be made on it all the same.")
+
 
 class SessionOut(ApiModel):
     id: uuid.UUID

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import func, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -22,7 +22,7 @@ from app.core.security import hash_capture_token, new_capture_token
 from app.models.board import Board, BoardVersion
 from app.models.capture import (CaptureSession, EntryCorrection, EntryCounts, EntryIn,
                                 EntryOut, EntryRetract, FamilyClearance, MatEntryIn, OtherPeopleUpdate,
-                                SessionBoardRef, SessionBoardsOut, SessionCreate, SessionDetail,
+                                SessionBoard, SessionBoardRef, SessionBoardsOut, SessionCreate, SessionDetail,
                                 SessionOut, SessionSummary, SymbolsEntryIn, VoiceEntry,
                                 other_people_fields)
 from app.models.child import Child
@@ -34,6 +34,9 @@ from app.services.safeguarding import alerts as safeguarding
 from app.services.access import Need
 
 ENTRY_NOT_FOUND = "No entry with this id is visible to you."
+# Boards reached by links from the offered ones, pinned with them: enough for any real
+# set of AAC boards, and a bound on what a hostile web of links costs.
+MAX_LINKED_BOARDS = 100
 
 
 # --- the tablet's clock ------------------------------------------------------------------
@@ -86,13 +89,62 @@ def session_status(session: CaptureSession, at: datetime | None = None) -> str:
     return "expired" if session.expires_at <= (at or utcnow()) else "open"
 
 
+def _pin_linked(db: Session, child_id: uuid.UUID, offered: list[dict]) -> list[dict]:
+    """Every board reachable by `load_board` links from the offered ones, and available to
+    this child (the library, or the child's own), pinned at its latest version and marked
+    with the offered board it was reached from. One round of queries per level of links."""
+    pinned = {ref["board_id"] for ref in offered}
+    linked: list[dict] = []
+    frontier = [(ref["board_id"], ref["board_id"], ref["version"]) for ref in offered]
+    while frontier and len(linked) < MAX_LINKED_BOARDS:
+        keys = [(uuid.UUID(board_id), version) for _, board_id, version in frontier]
+        versions = {(str(v.board_id), v.version): v for v in db.exec(select(BoardVersion).where(
+            tuple_(BoardVersion.board_id, BoardVersion.version).in_(keys)))}
+        targets: dict[str, str] = {}   # linked board id -> the offered board it came from
+        for root, board_id, version in frontier:
+            content = versions[(board_id, version)].content if (board_id, version) in \
+                versions else {}
+            for button in content.get("buttons", []):
+                target = (button.get("load_board") or {}).get("id")
+                if isinstance(target, str) and target not in pinned:
+                    targets.setdefault(target, root)
+        ids = [i for i in map(_as_uuid, targets) if i is not None]
+        found = {str(b.id): b for b in db.exec(select(Board).where(Board.id.in_(ids)))} \
+            if ids else {}
+        frontier = []
+        for target, root in targets.items():
+            board = found.get(target)
+            if board is None or board.owner_child_id not in (None, child_id) or \
+                    len(linked) >= MAX_LINKED_BOARDS:
+                continue  # outside this service, another child's, or past the bound
+            pinned.add(str(board.id))
+            linked.append({"board_id": str(board.id), "version": board.latest_version,
+                           "linked_from": root})
+            frontier.append((root, str(board.id), board.latest_version))
+    return linked
+
+
+def _as_uuid(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+def pinned_boards(db: Session, session: CaptureSession) -> list[SessionBoard]:
+    """The session's boards at the versions it pinned: those offered, then those linked."""
+    return [SessionBoard(**board.model_dump(), linked_from=ref.get("linked_from"))
+            for ref, board in zip(session.boards, boards.session_boards(db, session.boards),
+                                  strict=True)]
+
+
 def session_out(db: Session, session: CaptureSession, token: str | None = None) -> SessionOut:
     return SessionOut(id=session.id, client_id=session.client_id, device_id=session.device_id,
                       child_id=session.child_id, worker_id=session.worker_id,
                       setting=session.setting, purpose=session.purpose, device=session.device,
                       status=session_status(session), started_at=session.started_at,
                       ended_at=session.ended_at, expires_at=session.expires_at,
-                      boards=boards.session_boards(db, session.boards), capture_token=token)
+                      boards=pinned_boards(db, session), capture_token=token)
 
 
 def _entry_counts(db: Session, session_ids: list[uuid.UUID]) -> dict[uuid.UUID, EntryCounts]:
@@ -174,6 +226,7 @@ def _start_session(ctx: Context, settings: Settings, child_id: uuid.UUID, *, set
     """The one way a session comes to be, online or offline; the caller has checked that
     the worker may write to the child, and audits and commits."""
     pinned = boards.boards_for_session(ctx, child_id, board_ids)
+    pinned += _pin_linked(ctx.db, child_id, pinned)
     session = CaptureSession(child_id=child_id, worker_id=ctx.user.id, setting=setting,
                              purpose=purpose, boards=pinned, started_at=started_at,
                              expires_at=started_at + timedelta(hours=settings.capture_token_hours),
@@ -257,7 +310,7 @@ def get_session_boards(ctx: Context, session_id: uuid.UUID) -> SessionBoardsOut:
                  object_id=session.id)
     ctx.db.commit()
     return SessionBoardsOut(session_id=session.id, board_preferences=child.board_preferences,
-                            boards=boards.session_boards(ctx.db, session.boards))
+                            boards=pinned_boards(ctx.db, session))
 
 
 # --- entries ---------------------------------------------------------------------------
