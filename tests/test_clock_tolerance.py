@@ -140,3 +140,13 @@ def test_an_end_a_little_before_an_online_start_ends_it(world: World) -> None:
     result = tablet.send([end]).json()["results"][0]
     assert result["status"] == "created", result
     assert result["session"]["status"] == "ended"
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00+00:00", "1970-01-01T00:00:00+00:00",
+                                  "9999-12-31T23:59:59+00:00"])
+def test_a_date_no_visit_had_is_a_422_online(world: World, when: str) -> None:
+    session = world.open_session()
+    r = world.capture(session).post(f"/sessions/{session['id']}/entries",
+                                    json=symbols_entry(world.board, ["happy"], captured_at=when))
+    problem = assert_problem(r, 422)
+    assert problem["type"].endswith(("clock-implausible", "clock-ahead"))

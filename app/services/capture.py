@@ -6,7 +6,7 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import func, tuple_, update
@@ -41,6 +41,17 @@ MAX_LINKED_BOARDS = 100
 
 # --- the tablet's clock ------------------------------------------------------------------
 
+# Dates a visit can have happened on: anything else is a tablet's clock gone wrong.
+SANE_FROM = datetime(2000, 1, 1, tzinfo=timezone.utc)
+SANE_UNTIL = datetime(2100, 1, 1, tzinfo=timezone.utc)
+
+
+def implausible(field: str, at: datetime, loc: list) -> Invalid:
+    return Invalid(f"{field} is {at.date().isoformat()}: no visit happened then. Check the "
+                   "tablet's date and time, and record it again.", field=loc,
+                   slug="clock-implausible", title="Tablet clock wrong")
+
+
 def tolerance(settings: Settings) -> timedelta:
     return timedelta(seconds=settings.clock_tolerance_seconds)
 
@@ -51,6 +62,8 @@ def server_view(settings: Settings, at: datetime, field: str, *, received_at: da
     measured clock offset where one is known. The tablet's own time is kept as recorded,
     so a time ahead of the server's clock by more than the tolerance (read either way) is
     refused: the tablet's clock is wrong, and such an entry would sit on top of the plan."""
+    if not SANE_FROM <= at < SANE_UNTIL:
+        raise implausible(field, at, ["body", field])
     corrected = at + timedelta(milliseconds=clock_offset_ms or 0)
     ahead = max(at, corrected) - received_at
     if ahead > tolerance(settings):

@@ -22,7 +22,7 @@ import logging
 import math
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, Callable
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -52,10 +52,8 @@ _RETRYABLE_SQLSTATES = {"40P01", "40001"}  # deadlock detected, serialization fa
 # The service itself failing (the database gone, locked, or picking this batch as a
 # deadlock victim): the whole request fails, and the tablet resends it.
 _SERVICE_FAILURES = (OperationalError, InterfaceError)
-# What both databases hold: a signed 32-bit integer column, and dates a tablet can mean.
+# What both databases hold in an integer column.
 _INT_MAX = 2**31 - 1
-_SANE_FROM = datetime(2000, 1, 1, tzinfo=timezone.utc)
-_SANE_UNTIL = datetime(2100, 1, 1, tzinfo=timezone.utc)
 _ATTEMPTS = 3
 UPLOADS_PATH = "/api/v1/uploads"
 
@@ -117,11 +115,8 @@ def _implausible_time(model: BaseModel, where: tuple) -> Invalid | None:
     """A date no visit happened on (before 2000, after 2099): the tablet's clock is wrong.
     (A date ahead of the server's clock is judged with the clock tolerance, later.)"""
     for name, value in model:
-        if isinstance(value, datetime) and not _SANE_FROM <= value < _SANE_UNTIL:
-            return Invalid(f"{name} is {value.date().isoformat()}: no visit happened then. "
-                           "Check the tablet's clock and date, and record it again.",
-                           field=[*where, name], slug="clock-implausible",
-                           title="Tablet clock wrong")
+        if isinstance(value, datetime) and not capture.SANE_FROM <= value < capture.SANE_UNTIL:
+            return capture.implausible(name, value, [*where, name])
     return None
 
 
@@ -595,7 +590,7 @@ def _rejected(item: _Item, problem: Problem) -> SyncResult:
 def _offset_ms(received_at: datetime, sent_at: datetime | None) -> int | None:
     """Server clock minus the tablet's; unknown when the tablet's clock is not even a date
     a visit could have (its items are then judged on their own times)."""
-    if sent_at is None or not _SANE_FROM <= sent_at < _SANE_UNTIL:
+    if sent_at is None or not capture.SANE_FROM <= sent_at < capture.SANE_UNTIL:
         return None
     return round((received_at - sent_at).total_seconds() * 1000)
 
