@@ -92,8 +92,9 @@ def test_resends_of_a_finishing_upload_answer_the_entry_or_retry(
 # A recording's playback copy is made again by each copy's processing: the blobs of two
 # copies need not share a lock, so the client_id alone decides.
 @pytest.mark.parametrize("name, kind", [("voice_chrome.webm", "audio")])
-def test_direct_resends_while_the_first_is_processed(world: World, app, name: str, kind: str,  # noqa: ANN001
-                                                     slow_processing: threading.Event) -> None:
+def test_direct_resends_while_the_first_is_processed(
+        world: World, app, name: str, kind: str,  # noqa: ANN001
+        slow_processing: threading.Event) -> None:
     session, child = media_session(world)
     fields, data = form(kind), sample(name)
 

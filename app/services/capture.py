@@ -21,9 +21,10 @@ from app.core.pagination import paginate
 from app.core.security import hash_capture_token, new_capture_token
 from app.models.board import Board, BoardVersion
 from app.models.capture import (CaptureSession, EntryCorrection, EntryCounts, EntryIn,
-                                EntryOut, EntryRetract, FamilyClearance, MatEntryIn, OtherPeopleUpdate,
-                                SessionBoard, SessionBoardRef, SessionBoardsOut, SessionCreate, SessionDetail,
-                                SessionOut, SessionSummary, SymbolsEntryIn, VoiceEntry,
+                                EntryOut, EntryRetract, FamilyClearance, MatEntryIn,
+                                OtherPeopleUpdate, SessionBoard, SessionBoardRef,
+                                SessionBoardsOut, SessionCreate, SessionDetail, SessionOut,
+                                SessionSummary, SymbolsEntryIn, VoiceEntry,
                                 other_people_fields)
 from app.models.child import Child
 from app.models.staff import User

@@ -9,7 +9,8 @@ How exactly-once holds without any lock in this process:
   and a server killed mid-batch leaves no row of it (the tablet resends the whole batch);
 - items are applied in one canonical order (consents, sessions, entries by `captured_at`,
   retracts, session ends), whatever order they were sent in, so overlapping batches take
-  row locks in the same order; PostgreSQL may still pick a deadlock victim, and that batch is re-run.
+  row locks in the same order; PostgreSQL may still pick a deadlock victim, and that batch
+  is re-run.
 
 The rules for what may be stored are capture's (the same functions the single endpoints
 use); this module only sequences items, records receipts and shapes answers.
@@ -69,7 +70,8 @@ class _Item:
     index: int
     client_id: str | None
     type: str | None
-    parsed: Any = None          # SessionItem | (EntryItemRef, EntryIn) | SessionEndItem | RetractItem
+    # ConsentItem | SessionItem | (EntryItemRef, EntryIn) | SessionEndItem | RetractItem
+    parsed: Any = None
     problem: Problem | None = None
 
     @property
