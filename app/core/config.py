@@ -101,6 +101,11 @@ class Settings(BaseSettings):
                                       "tablet may start sessions offline after it last "
                                       "reached the server.")
     sync_batch_max_items: int = Field(default=500, ge=1, le=5000)
+    clock_tolerance_seconds: int = Field(default=300, ge=0, le=86400, description="How far "
+                                         "a tablet's clock may be off the server's (after "
+                                         "correcting by its measured offset) and its times "
+                                         "still decide consent and session windows; a time "
+                                         "further ahead is refused.")
     upload_expiry_hours: int = Field(default=24, ge=1, description="An unfinished resumable "
                                      "upload expires this long after its last accepted "
                                      "bytes; its bytes are then removed.")

@@ -151,7 +151,8 @@ def readable_version(ctx: Context, board_id: uuid.UUID, version: int) -> tuple[B
     session offers exactly that version (child mode sees nothing else)."""
     session = ctx.actor.capture_session
     if session is not None:
-        if {"board_id": str(board_id), "version": version} not in session.boards:
+        if not any(ref["board_id"] == str(board_id) and ref["version"] == version
+                   for ref in session.boards):
             raise NotFound(BOARD_NOT_FOUND)
         board = ctx.db.get(Board, board_id)
         if board is None:
