@@ -148,8 +148,9 @@ def mark_changes(before: dict, after: dict) -> list[dict]:
 
 
 def weakened_marks(changes: list[dict]) -> list[str]:
-    """The buttons whose mark is removed or changed (adding a mark weakens nothing)."""
-    return [c["button_id"] for c in changes if _marked(c["before"])]
+    """The buttons whose mark is removed or changed to anything but `true` (the value that
+    raises an alert): adding a mark, or making one `true`, weakens nothing."""
+    return [c["button_id"] for c in changes if _marked(c["before"]) and c["after"] is not True]
 
 
 def _mark_event_id(button_id: str) -> str:
