@@ -43,8 +43,11 @@ def _events(app, action_prefix: str = "board.") -> list[AuditEvent]:  # noqa: AN
 def _starter_feelings(app, world: World) -> dict:  # noqa: ANN001
     with new_session(app.state.engine) as db:
         install_starter(db, app.state.settings, app.state.media_store)
-    boards = world.worker.get("/boards", params={"name": "how i feel", "source": "starter"})
-    return world.worker.get(f"/boards/{boards.json()['items'][0]['id']}").json()
+    for item in world.worker.get("/boards", params={"limit": 100}).json()["items"]:
+        board = world.worker.get(f"/boards/{item['id']}").json()
+        if board.get("ext_childvoice_starter") == "feelings":
+            return board
+    raise AssertionError("the starter feelings board is not in the library")
 
 
 def _writable(board: dict) -> dict:
