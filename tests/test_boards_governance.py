@@ -263,6 +263,8 @@ def test_extension_fields_are_kept_and_old_bad_versions_still_read(world: World,
     r = world.worker.get(f"/boards/{world.board['id']}")
     assert r.status_code == 200, r.text
     assert r.json()["id"] == world.board["id"] and r.json()["version"] == 1
+    exported = world.worker.get(f"/boards/{world.board['id']}/export.obf").json()
+    assert exported["id"] == world.board["id"] and "version" not in exported
     device = enroll(world.worker)
     r = world.worker.get(f"/devices/{device['id']}/boards",
                          headers={"X-Device-Key": device["device_key"]})

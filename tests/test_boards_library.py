@@ -5,10 +5,12 @@ made each board, and an import says what it fixed up."""
 from __future__ import annotations
 
 import json
+import uuid
+from datetime import datetime, timedelta, timezone
 
 from tests.boards_support import import_bytes, make_zip, manifest, sample, simple_board
 from tests.support import World, assert_problem, feelings_board_body
-from tests.sync_support import enroll
+from tests.sync_support import Tablet, enroll
 
 
 def _package(boards: dict[str, dict]) -> bytes:
@@ -165,3 +167,22 @@ def test_an_import_names_every_fix_up_it_made(world: World) -> None:
     clean = import_bytes(world.admin, json.dumps(simple_board("clean", ["x"])).encode(),
                          "clean.obf")
     assert clean.json()["imported"][0]["notes"] == []
+
+
+def test_a_session_recorded_offline_before_the_board_was_archived_still_lands(
+        world: World) -> None:
+    device = enroll(world.worker)
+    tablet = Tablet(world.worker, device)
+    started = datetime.now(timezone.utc) - timedelta(hours=2)
+    assert world.admin.post(f"/boards/{world.board['id']}/archive").status_code == 200
+
+    def session_item(at: datetime) -> dict:
+        return {"type": "session", "client_id": str(uuid.uuid4()), "child_id": world.child_id,
+                "setting": "home", "board_ids": [world.board["id"]],
+                "started_at": at.isoformat()}
+
+    r = tablet.send([session_item(started), session_item(datetime.now(timezone.utc))])
+    assert r.status_code == 200, r.text
+    before, after = r.json()["results"]
+    assert before["status"] == "created", before
+    assert after["status"] == "rejected" and "archived" in after["problem"]["detail"], after

@@ -7,7 +7,7 @@ meaning even after the board is edited.
 import uuid
 from datetime import datetime
 from enum import Enum
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import ConfigDict, Field as PydField, field_validator, model_validator
 from sqlalchemy import BigInteger

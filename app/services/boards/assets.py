@@ -111,7 +111,7 @@ def clean_board_media(settings: Settings, kind: str, data: bytes | Path, workdir
                        max_pixels or settings.board_image_max_pixels)
     except Problem as exc:
         raise AssetRefused(f"is refused: {exc.detail}", exc) from None
-    if clean.path == source:
+    if clean.path == source and not isinstance(data, bytes):
         kept = own / "kept"  # the store consumes what it is given, not the caller's
         shutil.copyfile(source, kept)
         clean.path = kept
