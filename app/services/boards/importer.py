@@ -46,7 +46,7 @@ from app.services.media.capture import too_large
 from app.services.boards.assets import (AssetRefused, CleanAsset, clean_board_media,
                                         store_clean_asset)
 from app.services.boards.package import ZIP_MAGIC, MemberProblem, Package, open_package
-from app.services.boards.library import (add_board, add_version, mark_changes,
+from app.services.boards.library import (add_board, add_version, mark_changes, mark_events,
                                          stored_content, weakened_marks)
 from app.services.boards.obf import (ASSET_KEY, BoardProblem, decode_data_uri, drop_dangling_refs,
                               package_path, prepare_board)
@@ -275,6 +275,7 @@ def _save(ctx: Context, store: MediaStore, media: _Media,
             board, version = add_version(ctx.db, c.existing, data, ctx.user.id,
                                          notes=c.notes, safeguarding_changes=changes)
             events.append(("board.import.version", None, "board", board.id))
+            events += mark_events(changes)
         else:
             previous = None
             board, version = add_board(ctx.db, data, ctx.user.id, board_id=c.new_id,

@@ -153,6 +153,12 @@ def weakened_marks(changes: list[dict]) -> list[str]:
     return [c["button_id"] for c in changes if _marked(c["before"]) and c["after"] is not True]
 
 
+def mark_events(changes: list[dict]) -> list[tuple[str, None, str, str]]:
+    """One audit event per library-board button whose mark changed, naming the button."""
+    return [(_mark_action(c), None, "board_button", _mark_event_id(str(c["button_id"])))
+            for c in changes]
+
+
 def _mark_event_id(button_id: str) -> str:
     if len(button_id) <= 64:
         return button_id
@@ -292,8 +298,7 @@ def replace_board(ctx: Context, board_id: uuid.UUID, data: BoardWrite) -> BoardO
     child_id = locked.owner_child_id
     events = [("board.update", child_id, "board", locked.id)]
     if child_id is None:  # a personal board's button ids may name the child's people
-        events += [(_mark_action(c), None, "board_button", _mark_event_id(str(c["button_id"])))
-                   for c in changes]
+        events += mark_events(changes)
     audit.record_many(ctx, events)
     ctx.db.commit()
     return board_out(locked, version)
