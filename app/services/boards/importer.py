@@ -393,13 +393,13 @@ def _import_obz(ctx: Context, settings: Settings, store: MediaStore, path: Path,
 
 def authorise(ctx: Context) -> None:
     """Admins import into the library (it is theirs to change)."""
-    access.require_admin(ctx.actor)
+    access.require_library_admin(ctx.actor)
 
 
 def import_boards(ctx: Context, settings: Settings, store: MediaStore,
                   path: Path) -> ImportResult:
     """Import the .obf or .obz at `path` (an uploaded file) into the board library."""
-    access.require_admin(ctx.actor)
+    access.require_library_admin(ctx.actor)
     with path.open("rb") as handle:
         head = handle.read(4)
     workdir = staging_dir(settings.media_root) / f"board-import-{uuid.uuid4().hex}"

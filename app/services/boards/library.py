@@ -13,11 +13,11 @@ from sqlmodel import Session, func, select
 
 from app.core.clock import utcnow
 from app.core.context import Context
-from app.core.errors import Forbidden, Invalid, NotFound
+from app.core.errors import Invalid, NotFound
 from app.core.pagination import paginate
 from app.models.board import (Board, BoardAsset, BoardContent, BoardCopy, BoardOrigin, BoardOut,
                               BoardSummary, BoardVersion, BoardWrite, ChildBoardPhoto)
-from app.models.staff import Role, User
+from app.models.staff import User
 from app.services import access, audit
 from app.services.boards.assets import asset_by_sha
 from app.services.boards.obf import (ASSET_KEY, ASSET_URL_KEY, RESERVED_BOARD_KEYS,
@@ -27,8 +27,6 @@ from app.storage import MediaStore
 BOARD_NOT_FOUND = "No board with this id is visible to you."
 API_PREFIX = "/api/v1"
 MARK = "ext_childvoice_safeguarding"
-LIBRARY_IS_ADMINS = ("Only an admin changes library boards. To adapt one for a child, copy it "
-                     "into their personal boards: POST /boards/{id}/copy.")
 
 
 def stored_content(data: BoardContent) -> dict:
@@ -173,7 +171,7 @@ def _mark_action(change: dict) -> str:
 
 
 def create_board(ctx: Context, data: BoardWrite) -> BoardOut:
-    access.require_admin(ctx.actor)
+    access.require_library_admin(ctx.actor)
     check_asset_refs(ctx.db, None, data)
     board, version = add_board(ctx.db, data, ctx.user.id)
     audit.record(ctx, "board.create", object_type="board", object_id=board.id)
@@ -275,8 +273,7 @@ def replace_board(ctx: Context, board_id: uuid.UUID, data: BoardWrite) -> BoardO
     safeguarding mark takes an admin and a reason, whatever the board."""
     board = visible_board(ctx, board_id)
     if board.owner_child_id is None:
-        if ctx.user.role != Role.admin:
-            raise Forbidden(LIBRARY_IS_ADMINS, slug="library-board")
+        access.require_library_admin(ctx.actor)
     else:
         access.child_for(ctx, board.owner_child_id, access.Need.write)
     check_asset_refs(ctx.db, board.id, data, child_photo_keys(ctx.db, board.owner_child_id))
@@ -284,11 +281,8 @@ def replace_board(ctx: Context, board_id: uuid.UUID, data: BoardWrite) -> BoardO
     changes = mark_changes(latest.content, stored_content(data))
     weakened = weakened_marks(changes)
     if weakened:
+        access.require_mark_admin(ctx.actor, weakened)
         buttons = ", ".join(weakened[:10])
-        if ctx.user.role != Role.admin:
-            raise Forbidden(f"Only an admin can remove or change a safeguarding mark (buttons "
-                            f"{buttons}); keep those buttons as they are.",
-                            slug="safeguarding-mark")
         if not data.change_reason or not data.change_reason.strip():
             raise Invalid(f"Removing or changing a safeguarding mark needs a reason: say why in "
                           f"change_reason (buttons {buttons}).", field=["body", "change_reason"])
@@ -310,8 +304,7 @@ def _library_board(ctx: Context, board_id: uuid.UUID) -> Board:
     if board.owner_child_id is not None:
         raise Invalid("Only library boards are archived; this is a child's personal board.",
                       slug="not-a-library-board", title="Not a library board")
-    if ctx.user.role != Role.admin:
-        raise Forbidden(LIBRARY_IS_ADMINS, slug="library-board")
+    access.require_library_admin(ctx.actor)
     return board
 
 
