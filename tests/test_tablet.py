@@ -9,6 +9,7 @@ import json
 from collections.abc import Iterator
 
 import pytest
+from playwright.sync_api import expect
 
 from app.core.db import new_session
 from app.services.boards.starter import install_starter
@@ -117,7 +118,7 @@ def _child_does_everything(page) -> None:  # noqa: ANN001
     # Three symbols, then send.
     for label in ("happy", "calm", "worried"):
         page.locator("button.symbol", has_text=label).first.click()
-    assert page.locator(".strip .chosen").count() == 3
+    expect(page.locator(".strip .chosen")).to_have_count(3)
     page.get_by_role("button", name="Send", exact=True).click()
     page.get_by_text("Sent.", exact=True).wait_for()
     # A mat: sort three options by tapping.
@@ -199,7 +200,7 @@ def test_a_whole_visit_online(tablet_browser, live_url: str, starter: World) -> 
         _enter_child_mode(page)
         _child_does_everything(page)
         _leave_child_mode(page)
-        assert page.locator("#said-so-far li").count() == 4
+        expect(page.locator("#said-so-far li")).to_have_count(4)
         _worker_finishes(page)
         _send_now(page)
         assert not page.strangers

@@ -80,23 +80,42 @@ function orderedButtons(board) {
   return cells;
 }
 
+// What child mode shows is one state object; every tap changes it at once (so quick taps
+// on a screen still being redrawn all count) and redraws run one after another.
+let screen = {};
+let drawing = Promise.resolve();
+
+function update(visit, changes) {
+  const next = typeof changes === "function" ? changes(screen) : changes;
+  screen = { ...screen, said: null, ...next };
+  drawing = drawing.then(() => draw(visit)).catch(() => {});
+  return drawing;
+}
+
 async function render(visit, state = {}) {
+  screen = { view: "board", strip: [], placed: {}, picked: null, said: null, ...state };
+  drawing = drawing.then(() => draw(visit)).catch(() => {});
+  return drawing;
+}
+
+async function draw(visit) {
+  const state = screen;
   const prefs = visit.preferences || {};
   const ids = visit.reachable_ids && visit.reachable_ids.length ? visit.reachable_ids : visit.board_ids;
   const available = (await Promise.all(ids.map((id) => boards.byId(id)))).filter(Boolean);
   const offered = available.filter((b) => visit.board_ids.includes(b.id));
   const current = available.find((b) => b.id === state.boardId) || offered[0] || available[0];
+  screen.boardId = current.id;
   const view = state.view || "board";
-  const strip = state.strip || [];
-  const rerender = (changes) => render(visit, { boardId: current.id, view, strip, ...changes });
+  const rerender = (changes) => update(visit, changes);
 
   const tabs = h("nav", { class: "board-tabs", "aria-label": "Boards" }, offered.map((board) =>
     h("button", { type: "button", class: "secondary", "aria-pressed": board.id === current.id ? "true" : "false",
-      onclick: () => rerender({ boardId: board.id, strip: [] }) },
+      onclick: () => rerender({ boardId: board.id, strip: [], placed: {}, picked: null }) },
     board.buttons.length ? image(board, board.buttons[0]) : null, board.name)));
   const tools = h("div", { class: "child-tools" },
     h("button", { type: "button", "aria-pressed": view === "board" ? "true" : "false", onclick: () => rerender({ view: "board" }) }, "Symbols"),
-    h("button", { type: "button", "aria-pressed": view === "mat" ? "true" : "false", onclick: () => rerender({ view: "mat", placed: {} }) }, "Sort"),
+    h("button", { type: "button", "aria-pressed": view === "mat" ? "true" : "false", onclick: () => rerender({ view: "mat", placed: {}, picked: null }) }, "Sort"),
     h("button", { type: "button", "aria-pressed": view === "photo" ? "true" : "false", onclick: () => rerender({ view: "photo" }) }, "Photo"),
     h("button", { type: "button", "aria-pressed": view === "sound" ? "true" : "false", onclick: () => rerender({ view: "sound" }) }, "Sound"),
     h("button", { type: "button", class: "secondary", onclick: async () => {
@@ -114,7 +133,7 @@ async function render(visit, state = {}) {
   if (view === "mat") body = matView(visit, current, prefs, state, rerender);
   else if (view === "photo") body = photoView(visit, rerender);
   else if (view === "sound") body = soundView(visit, rerender);
-  else body = boardView(visit, current, prefs, strip, rerender);
+  else body = boardView(visit, current, prefs, state.strip, rerender);
 
   show(h("h1", { class: "visually-hidden" }, "Your turn"),
     h("div", { class: "child-top" }, tabs, tools),
@@ -122,7 +141,8 @@ async function render(visit, state = {}) {
     body);
 }
 
-function boardView(visit, board, prefs, strip, rerender) {
+function boardView(visit, board, prefs, shown, rerender) {
+  let strip = shown;
   const grid = h("div", { class: `grid ${sizeClass(prefs)}` });
   grid.style.gridTemplateColumns = `repeat(${board.grid.columns}, minmax(0, 1fr))`;
   for (const button of orderedButtons(board)) {
@@ -136,12 +156,13 @@ function boardView(visit, board, prefs, strip, rerender) {
       onclick: () => {
         speak(board, button, prefs);
         if (link) {
-          rerender({ boardId: link, strip });
+          rerender({ boardId: link });
           return;
         }
         const picture = image(board, button);
-        rerender({ strip: [...strip, { board_id: board.id, board_version: board.version, button,
-          src: picture ? picture.getAttribute("src") : null }] });
+        const choice = { board_id: board.id, board_version: board.version, button,
+          src: picture ? picture.getAttribute("src") : null };
+        rerender((now) => ({ strip: [...now.strip, choice] }));
       } }, image(board, button), h("span", { class: "label" }, button.label || ""));
     if (button.background_color) el.style.backgroundColor = button.background_color;
     if (button.border_color) el.style.borderColor = button.border_color;
@@ -152,7 +173,9 @@ function boardView(visit, board, prefs, strip, rerender) {
   const stripEl = h("div", { class: "strip", "aria-label": "What you chose", role: "group" },
     chosen.length ? chosen : h("span", {}, "Tap the pictures"));
   const send = async () => {
+    strip = screen.strip;
     if (!strip.length) return;
+    screen.strip = []; // a second tap on Send sends nothing twice
     // One entry per board the choices came from (a link may have moved the child on).
     const groups = new Map();
     for (const c of strip) {
@@ -176,14 +199,15 @@ function matView(visit, board, prefs, state, rerender) {
   const placed = state.placed || {};
   const picked = state.picked || null;
   const options = board.buttons.filter((b) => !(b.load_board && b.load_board.id) && !placed[b.id]);
-  const place = (buttonId, value) => rerender({ view: "mat", placed: { ...placed, [buttonId]: value }, picked: null });
+  const place = (buttonId, value) => rerender((now) => ({
+    placed: { ...now.placed, [buttonId]: value }, picked: null }));
   const card = (button) => {
     const el = h("button", { type: "button", class: "symbol", draggable: "true",
       "aria-pressed": picked === button.id ? "true" : "false",
       "aria-label": button.label || button.id,
       onclick: () => {
         speak(board, button, prefs);
-        rerender({ view: "mat", placed, picked: picked === button.id ? null : button.id });
+        rerender((now) => ({ picked: now.picked === button.id ? null : button.id }));
       },
       ondragstart: (event) => event.dataTransfer.setData("text/plain", button.id),
     }, image(board, button), h("span", { class: "label" }, button.label || ""));
@@ -193,7 +217,7 @@ function matView(visit, board, prefs, state, rerender) {
     const here = board.buttons.filter((b) => placed[b.id] === s.value);
     const column = h("button", { type: "button", class: `column ${s.css}`,
       "aria-label": `${s.label}${picked ? ": put it here" : ""}`,
-      onclick: () => { if (picked) place(picked, s.value); },
+      onclick: () => { if (screen.picked) place(screen.picked, s.value); },
       ondragover: (event) => event.preventDefault(),
       ondrop: (event) => {
         event.preventDefault();
@@ -205,8 +229,9 @@ function matView(visit, board, prefs, state, rerender) {
     return column;
   }));
   const send = async () => {
-    const placements = Object.entries(placed).map(([button_id, scale_value]) => ({ button_id, scale_value }));
+    const placements = Object.entries(screen.placed).map(([button_id, scale_value]) => ({ button_id, scale_value }));
     if (!placements.length) return;
+    screen.placed = {};
     const words = placements.map((p) => `${(board.buttons.find((b) => b.id === p.button_id) || {}).label || p.button_id}: ${p.scale_value}`);
     await recordEntry(visit, { kind: "mat", source: "child_direct", prompt: visit.purpose, board_id: board.id,
       board_version: board.version, scale: SCALE.map((s) => s.value), placements },
