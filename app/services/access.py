@@ -246,3 +246,26 @@ def entry_readable(ctx: Context, child_id: uuid.UUID, session_id: uuid.UUID,
         child_for(ctx, child_id, Need.read)
     except NotFound:
         raise NotFound(not_found) from None
+
+
+# --- the board library ------------------------------------------------------------------
+
+def require_library_admin(actor: Actor) -> User:
+    """Library boards are shared by every team and decide which buttons raise alerts: only
+    admins add, import, change, archive or restore them."""
+    user = require_staff(actor)
+    if user.role != Role.admin:
+        raise Forbidden("Only an admin changes library boards. To adapt one for a child, copy "
+                        "it into their personal boards: POST /boards/{id}/copy.",
+                        slug="library-board")
+    return user
+
+
+def require_mark_admin(actor: Actor, buttons: list[str]) -> User:
+    """Taking a safeguarding mark off a button (or changing it) is an admin's, on any board."""
+    user = require_staff(actor)
+    if user.role != Role.admin:
+        raise Forbidden("Only an admin can remove or change a safeguarding mark (buttons "
+                        f"{', '.join(buttons[:10])}); keep those buttons as they are.",
+                        slug="safeguarding-mark")
+    return user

@@ -239,7 +239,7 @@ def _start_session(ctx: Context, settings: Settings, child_id: uuid.UUID, *, set
                    **fields: Any) -> CaptureSession:
     """The one way a session comes to be, online or offline; the caller has checked that
     the worker may write to the child, and audits and commits."""
-    pinned = boards.boards_for_session(ctx, child_id, board_ids)
+    pinned = boards.boards_for_session(ctx, child_id, board_ids, started_at=started_at)
     pinned += _pin_linked(ctx.db, child_id, pinned)
     session = CaptureSession(child_id=child_id, worker_id=ctx.user.id, setting=setting,
                              purpose=purpose, boards=pinned, started_at=started_at,
