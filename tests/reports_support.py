@@ -58,6 +58,7 @@ class Visits:
     def _post(self, session: dict, body: dict, worker: Api | None = None) -> dict:
         caller = worker or self.world.worker if body["kind"] == "observation" else \
             self.world.capture(session)
+        clock.set(clock.now() + timedelta(seconds=1))  # the child answers one at a time
         body = {"client_id": str(uuid.uuid4()),
                 "captured_at": clock.now().isoformat()} | body
         r = caller.post(f"/sessions/{session['id']}/entries", json=body)

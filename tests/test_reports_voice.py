@@ -102,16 +102,16 @@ def test_numbers_match_the_hand_built_world(world: World, voice_world: dict) -> 
 def test_not_heard_for_the_threshold_is_flagged_and_the_period_counts_visits(
         world: World, voice_world: dict) -> None:
     visits: Visits = voice_world["visits"]
-    visits.at(50)  # past the 42-day threshold
+    visits.at(50)  # past the 42-day threshold (heard 49 days and some hours ago)
     report = _report(world)
     robin = next(c for c in report["children"] if c["preferred_name"] == "Robin")
-    assert robin["status"] == "not_heard_recently" and robin["days_since_own_voice"] == 50
+    assert robin["status"] == "not_heard_recently" and robin["days_since_own_voice"] == 49
     assert report["totals"]["not_heard_recently"] == 1
     # A period after the visits has none of them, and the last own voice stays known.
     later = _report(world, since=(visits.start + timedelta(days=40)).isoformat())
     robin = next(c for c in later["children"] if c["preferred_name"] == "Robin")
     assert robin["figures"]["visits"] == 0 and robin["figures"]["entries"] == 0
-    assert robin["days_since_own_voice"] == 50
+    assert robin["days_since_own_voice"] == 49
 
 
 def test_every_number_leads_to_the_visits_and_entries_behind_it(world: World,
