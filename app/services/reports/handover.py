@@ -44,18 +44,21 @@ def _matters_and_changes(entries: list[VoiceEntry], changed_since) -> tuple[  # 
     came after `changed_since`); both newest first. `entries` are newest first."""
     latest: dict[str, Answer] = {}
     changes: dict[str, Change] = {}
-    later: dict[str, Answer] = {}  # the next answer in time, while walking back
+    later: dict[tuple[str, str], Answer] = {}  # the next answer in time, walking back
     for entry in entries:
         for answer in answers_of(entry):
             key = topic_key(answer.topic)
             latest.setdefault(key, answer)
             if not comparable(answer):
                 continue
-            after = later.get(key)
+            # A card on a mat moves between columns; symbols change for symbols: answers
+            # are compared with answers of the same kind.
+            same = (key, answer.kind)
+            after = later.get(same)
             if after is not None and key not in changes and not same_answer(answer, after) \
                     and after.captured_at >= changed_since:
                 changes[key] = Change(topic=after.topic, before=answer, after=after)
-            later[key] = answer
+            later[same] = answer
     matters = sorted(latest.values(), key=lambda a: a.captured_at, reverse=True)
     moved = sorted(changes.values(), key=lambda c: c.after.captured_at, reverse=True)
     return matters[:MATTERS_NOW_MAX], moved

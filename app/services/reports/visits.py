@@ -77,8 +77,11 @@ def topic_trails(entries: list[VoiceEntry]) -> list[TopicTrail]:
             trails.setdefault(key, []).append(answer)
     out = []
     for key, answers in trails.items():
-        choices = [a for a in answers if comparable(a)]
-        changed = any(not same_answer(x, y) for x, y in zip(choices, choices[1:]))
+        changed = False
+        for kind in {a.kind for a in answers if comparable(a)}:
+            same_kind = [a for a in answers if a.kind == kind]
+            changed = changed or any(not same_answer(x, y)
+                                     for x, y in zip(same_kind, same_kind[1:]))
         out.append(TopicTrail(topic=names[key], answers=answers, changed=changed))
     out.sort(key=lambda t: t.answers[-1].captured_at, reverse=True)
     return out
