@@ -31,37 +31,40 @@ from app.models.safeguarding import SafeguardingAlert
 from app.models.staff import User
 from app.services import access, audit, consent, plans
 from app.services.access import Need
-from app.services.reports.visits import (answers_of, comparable, same_answer, topic_key,
-                                         visits_out)
+from app.services.reports.visits import (ANSWER_COLUMNS, COMPARABLE, answer, topic_answers,
+                                         topic_key, visits_out)
 from app.services.safeguarding.alerts import alert_out
 
 MATTERS_NOW_MAX = 50
 
 
-def _matters_and_changes(entries: list[VoiceEntry], changed_since) -> tuple[  # noqa: ANN001
+def _matters_and_changes(entries: list, changed_since) -> tuple[  # noqa: ANN001
         list[Answer], list[Change]]:
     """The latest answer per topic, and per topic its latest change of answer (when it
     came after `changed_since`); both newest first. `entries` are newest first."""
-    latest: dict[str, Answer] = {}
-    changes: dict[str, Change] = {}
-    later: dict[tuple[str, str], Answer] = {}  # the next answer in time, walking back
+    latest: dict[str, tuple] = {}
+    changes: dict[str, tuple] = {}
+    # The next answer in time, walking back. A card on a mat moves between columns;
+    # symbols change for symbols: answers are compared with answers of the same kind.
+    later: dict[tuple[str, str], tuple] = {}
     for entry in entries:
-        for answer in answers_of(entry):
-            key = topic_key(answer.topic)
-            latest.setdefault(key, answer)
-            if not comparable(answer):
+        for topic, words in topic_answers(entry):
+            key = topic_key(topic)
+            latest.setdefault(key, (entry, topic, words))
+            if entry.kind not in COMPARABLE:
                 continue
-            # A card on a mat moves between columns; symbols change for symbols: answers
-            # are compared with answers of the same kind.
-            same = (key, answer.kind)
+            same = (key, entry.kind)
             after = later.get(same)
-            if after is not None and key not in changes and not same_answer(answer, after) \
-                    and after.captured_at >= changed_since:
-                changes[key] = Change(topic=after.topic, before=answer, after=after)
-            later[same] = answer
-    matters = sorted(latest.values(), key=lambda a: a.captured_at, reverse=True)
-    moved = sorted(changes.values(), key=lambda c: c.after.captured_at, reverse=True)
-    return matters[:MATTERS_NOW_MAX], moved
+            if after is not None and key not in changes and \
+                    topic_key(words) != topic_key(after[2]) and \
+                    after[0].captured_at >= changed_since:
+                changes[key] = ((entry, topic, words), after)
+            later[same] = (entry, topic, words)
+    matters = sorted(latest.values(), key=lambda a: a[0].captured_at, reverse=True)
+    moved = sorted(changes.values(), key=lambda c: c[1][0].captured_at, reverse=True)
+    return ([answer(*a) for a in matters[:MATTERS_NOW_MAX]],
+            [Change(topic=after[1], before=answer(*before), after=answer(*after))
+             for before, after in moved])
 
 
 def _standing_wishes(db, child: Child) -> StandingWishes:  # noqa: ANN001
@@ -85,8 +88,8 @@ def handover(ctx: Context, settings: Settings, child_id: uuid.UUID) -> HandoverO
     child = access.child_for(ctx, child_id, Need.read)
     db, now = ctx.db, utcnow()
 
-    recent = list(db.exec(select(VoiceEntry).where(VoiceEntry.child_id == child.id,
-                                                   VoiceEntry.status == "active")
+    recent = list(db.exec(select(*ANSWER_COLUMNS).where(VoiceEntry.child_id == child.id,
+                                                        VoiceEntry.status == "active")
                           .order_by(VoiceEntry.captured_at.desc(), VoiceEntry.id.desc())
                           .limit(settings.handover_recent_entries)))
     matters, changes = _matters_and_changes(

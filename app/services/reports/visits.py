@@ -29,17 +29,19 @@ def _clip(text: str) -> str:
     return text if len(text) <= ANSWER_MAX_CHARS else text[:ANSWER_MAX_CHARS - 1] + "…"
 
 
-def answers_of(entry: VoiceEntry) -> list[Answer]:
-    """An entry as answers on topics, in words: a mat gives one answer per card placed
-    (the card is the topic: "school" → "don't like"); other kinds answer the entry's
-    topic, when it has one."""
-    common: dict[str, Any] = {"kind": entry.kind, "source": entry.source,
-                              "entry_id": entry.id, "session_id": entry.session_id,
-                              "captured_at": entry.captured_at}
+# The columns an answer is read from (the handover reads hundreds of entries: no more).
+ANSWER_COLUMNS = (VoiceEntry.id, VoiceEntry.session_id, VoiceEntry.kind, VoiceEntry.source,
+                  VoiceEntry.captured_at, VoiceEntry.topic, VoiceEntry.content)
+
+
+def topic_answers(entry: Any) -> list[tuple[str, str]]:
+    """An entry (a VoiceEntry, or a row of ANSWER_COLUMNS) as (topic, answer) in words: a
+    mat gives one answer per card placed (the card is the topic: "school" → "don't
+    like"); other kinds answer the entry's topic, when it has one."""
     content = entry.content or {}
     if entry.kind == "mat":
-        return [Answer(topic=p.get("label") or p["button_id"], answer=p["scale_value"],
-                       **common) for p in content.get("placements", [])]
+        return [(p.get("label") or p["button_id"], p["scale_value"])
+                for p in content.get("placements", [])]
     if not entry.topic:
         return []
     if entry.kind == "symbols":
@@ -48,12 +50,25 @@ def answers_of(entry: VoiceEntry) -> list[Answer]:
         words = _clip(content.get("text") or "")
     else:
         words = "a photo" if entry.kind == "photo" else "a recording"
-    return [Answer(topic=entry.topic, answer=words, **common)]
+    return [(entry.topic, words)]
+
+
+def answer(entry: Any, topic: str, words: str) -> Answer:
+    return Answer(topic=topic, answer=words, kind=entry.kind, source=entry.source,
+                  entry_id=entry.id, session_id=entry.session_id,
+                  captured_at=entry.captured_at)
+
+
+def answers_of(entry: Any) -> list[Answer]:
+    return [answer(entry, topic, words) for topic, words in topic_answers(entry)]
+
+
+# Kinds a change can be read from: what the child chose or said, not pictures.
+COMPARABLE = ("symbols", "mat", "text")
 
 
 def comparable(answer: Answer) -> bool:
-    """Answers a change can be read from: what the child chose or said, not pictures."""
-    return answer.kind in ("symbols", "mat", "text")
+    return answer.kind in COMPARABLE
 
 
 def topic_key(topic: str) -> str:

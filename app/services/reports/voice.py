@@ -61,23 +61,30 @@ def _add(total: VoiceFigures, one: VoiceFigures) -> None:
         total.methods[kind] = total.methods.get(kind, 0) + count
 
 
-def _links(child_id: uuid.UUID, since: datetime, until: datetime) -> VoiceLinks:
-    base = f"{CHILD_PATH}/{child_id}"
-    period = [("since", since.isoformat()), ("until", until.isoformat())]
+class _Links:
+    """The links of every child's row: the query strings are the same for all of them."""
 
-    def timeline(*extra: tuple[str, str], dated: bool = True) -> str:
-        return f"{base}/timeline?" + urlencode((period if dated else []) + list(extra))
+    def __init__(self, since: datetime, until: datetime) -> None:
+        period = [("since", since.isoformat()), ("until", until.isoformat())]
+        own = [("source", s) for s in OWN_VOICE]
 
-    return VoiceLinks(
-        handover=f"{base}/handover", timeline=timeline(),
-        last_own_voice=timeline(*[("source", s) for s in OWN_VOICE], dated=False),
-        adult_focused_visits=timeline(("adult_focused", "true")),
-        own_voice_entries=timeline(*[("source", s) for s in OWN_VOICE]),
-        adult_interpretation_entries=timeline(("source", "adult_interpretation")),
-        parent_report_entries=timeline(("source", "parent_or_carer_report")),
-        methods={k: timeline(("kind", k)) for k in KINDS},
-        consents=f"{base}/handover#consents", alerts=f"{base}/handover#alerts",
-        sessions=f"{base}/sessions")
+        def query(*extra: tuple[str, str], dated: bool = True) -> str:
+            return "/timeline?" + urlencode((period if dated else []) + list(extra))
+
+        self.queries = {
+            "timeline": query(), "last_own_voice": query(*own, dated=False),
+            "adult_focused_visits": query(("adult_focused", "true")),
+            "own_voice_entries": query(*own),
+            "adult_interpretation_entries": query(("source", "adult_interpretation")),
+            "parent_report_entries": query(("source", "parent_or_carer_report"))}
+        self.methods = {k: query(("kind", k)) for k in KINDS}
+
+    def of(self, child_id: uuid.UUID) -> VoiceLinks:
+        base = f"{CHILD_PATH}/{child_id}"
+        return VoiceLinks(handover=f"{base}/handover", consents=f"{base}/handover#consents",
+                          alerts=f"{base}/handover#alerts", sessions=f"{base}/sessions",
+                          methods={k: base + q for k, q in self.methods.items()},
+                          **{name: base + q for name, q in self.queries.items()})
 
 
 def period(settings: Settings, since: datetime | None,
@@ -97,7 +104,11 @@ def voice_report(ctx: Context, settings: Settings, team_id: uuid.UUID | None,
     since, until = period(settings, since, until)
     db, now = ctx.db, utcnow()
     team = db.get(Team, team_id)
-    children = {c.id: c for c in db.exec(select(Child).where(Child.team_id == team_id))}
+    # Only the columns the report reads (review_reasons needs the date of birth).
+    children = {c.id: c for c in db.exec(select(Child.id, Child.preferred_name,
+                                                Child.date_of_birth)
+                                         .where(Child.team_id == team_id))}
+    links = _Links(since, until)
     in_team = select(Child.id).where(Child.team_id == team_id)
 
     held = {row[0]: (row[1], row[2]) for row in db.exec(
@@ -171,7 +182,7 @@ def voice_report(ctx: Context, settings: Settings, team_id: uuid.UUID | None,
             days_since_own_voice=days,
             own_voice_share=round(figures.own_voice_entries / figures.entries, 3)
             if figures.entries else None,
-            figures=figures, links=_links(child.id, since, until)))
+            figures=figures, links=links.of(child.id)))
     rows.sort(key=lambda r: (_RANK[r.status], -r.figures.overdue_alerts,
                              -(r.days_since_own_voice or 0), -r.figures.adult_focused_visits,
                              r.preferred_name.lower(), str(r.child_id)))
@@ -192,7 +203,7 @@ def voice_report(ctx: Context, settings: Settings, team_id: uuid.UUID | None,
         -w.never_heard, -w.not_heard_recently, -w.figures.overdue_alerts,
         w.worker_id is not None, (w.worker_name or "").lower()))
 
-    audit.record_many(ctx, [("report.voice", r.child_id, "child", r.child_id) for r in rows])
+    audit.record_per_child(ctx, "report.voice", [r.child_id for r in rows])
     ctx.db.commit()
     return VoiceReportOut(team_id=team_id, team_name=team.name if team else "", since=since,
                           until=until, generated_at=now,
