@@ -104,6 +104,8 @@ def test_handover_is_access_checked_and_audited(world: World, history: dict) -> 
     assert_problem(world.anonymous.get(path), 401)
     assert_problem(world.colleague.get(f"/children/{world.other_team_id}/handover"), 404)
     assert world.manager.get(path).status_code == 200
+    session = world.open_session(world.colleague)
+    assert_problem(world.capture(session).get(path), 403)   # child mode reads no record
     trail = world.manager.get(f"/children/{world.child_id}/audit").json()["items"]
     assert any(e["action"] == "handover.read" for e in trail)
 

@@ -87,9 +87,9 @@ def get_timeline(request: Request, child_id: uuid.UUID, ctx: NegotiatedCtx,
                  source: Sources = None, kind: Kinds = None, since: Since = None,
                  until: Until = None, adult_focused: AdultFocused = False
                  ) -> TimelineOut | Response:
-    """Visits a page at a time (`limit` visits, `next_cursor`), each with its worker,
-    setting and purpose and the entries made in it; and per topic the child's answers
-    across those visits in order, so a small change shows."""
+    """Visits a page at a time (`limit` visits, at most 50; `next_cursor`), each with its
+    worker, setting and purpose and the entries made in it; and per topic the child's
+    answers across those visits in order, so a small change shows."""
     query = _query(topic, source, kind, since, until, adult_focused)
     return _timeline(request, ctx, settings, child_id, query, paging, wants_html(request))
 
@@ -111,11 +111,6 @@ ReportSince = Annotated[UtcDatetime | None, Query(description="Start of the peri
                                                   "PERIOD_DAYS before `until`).")]
 ReportUntil = Annotated[UtcDatetime | None, Query(description="End of the period "
                                                   "(default: now).")]
-
-
-def _wants_csv(request: Request, format: str | None) -> bool:  # noqa: A002
-    return format == "csv" or (format is None and
-                               "text/csv" in request.headers.get("accept", ""))
 
 
 def _voice(request: Request, ctx: Context, settings, team_id, since, until,  # noqa: ANN001
@@ -148,7 +143,7 @@ def get_voice_report(request: Request, ctx: NegotiatedCtx, settings: AppSettings
     report, the methods used, consents and reviews due, open and overdue alerts, the
     allocated worker; per worker the same summed; team totals. Every number links to the
     timeline filtered to what is behind it."""
-    shape = format or ("csv" if _wants_csv(request, None) else
+    shape = format or ("csv" if "text/csv" in request.headers.get("accept", "") else
                        "html" if wants_html(request) else "json")
     return _voice(request, ctx, settings, team_id, since, until, shape)
 

@@ -3,8 +3,9 @@ child's answers across those visits in order, so a small change shows.
 
 Filters: `topic`, `source` and `kind` pick entries (a visit shows when it has one that
 matches); `since` / `until` pick visits by when they started; `adult_focused` keeps only
-visits with none of the child's own voice. Visits come a page at a time (`limit`,
-`cursor`), each with at most `visit_entries_shown` entries (the rest are linked).
+visits with none of the child's own voice. Visits come a page at a time (`limit`, at most
+MAX_VISITS; `cursor`), each with at most `visit_entries_shown` entries (the rest are
+linked).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from app.models.reports import TimelineOut
 from app.services import access, audit
 from app.services.access import Need
 from app.services.reports.visits import OWN_VOICE, entry_filters, topic_trails, visits_out
+
+MAX_VISITS = 50  # a page of visits, each with up to visit_entries_shown entries
 
 
 @dataclass
@@ -57,7 +60,8 @@ def timeline(ctx: Context, settings: Settings, child_id: uuid.UUID, query: Timel
         stmt = stmt.where(~exists().where(VoiceEntry.session_id == CaptureSession.id,
                                           VoiceEntry.source.in_(OWN_VOICE)))
     page = paginate(ctx.db, stmt, sort_col=CaptureSession.started_at,
-                    id_col=CaptureSession.id, limit=limit, cursor=cursor, descending=True)
+                    id_col=CaptureSession.id, limit=min(limit, MAX_VISITS), cursor=cursor,
+                    descending=True)
     visits, shown = visits_out(ctx.db, page["items"], settings.visit_entries_shown, where)
     audit.record(ctx, "timeline.read", child_id=child.id, object_type="child",
                  object_id=child.id)
