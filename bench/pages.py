@@ -249,6 +249,8 @@ def main() -> None:
                 median_latency_ms(port, get(path.format(ids[key]), worker), count=5)
         median_latency_ms(port, get(reports["voice report (JSON)"][0], manager), count=2)
         for _ in range(args.rounds):  # interleaved, so drift in machine load hits all alike
+            figures.setdefault("healthz", []).append(median_latency_ms(
+                port, lambda i: ("GET", "/healthz", b"", {}), count=args.count))
             for name, path in pages.items():
                 for key in ("small", "big"):
                     figures.setdefault(f"{name} {key}", []).append(median_latency_ms(
@@ -263,7 +265,8 @@ def main() -> None:
             drop()
 
     med = {name: statistics.median(values) for name, values in figures.items()}
-    print(f"\nmedian latency, one request at a time, median of {args.rounds} rounds")
+    print(f"\nmedian latency, one request at a time, median of {args.rounds} rounds "
+          f"(GET /healthz: {med['healthz']:.2f} ms, how busy the machine was)")
     for name in pages:
         small, big = med[f"{name} small"], med[f"{name} big"]
         print(f"  {name:<14} {small:8.2f} ms at 100 entries, {big:8.2f} ms at 10,000 = "
