@@ -45,6 +45,7 @@ bench: $(INSTALLED)
 	$(BIN)/python bench/capture.py
 	$(BIN)/python bench/media.py
 	$(BIN)/python bench/sync.py
+	$(BIN)/python bench/pages.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache

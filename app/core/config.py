@@ -159,6 +159,23 @@ class Settings(BaseSettings):
     plan_latest_default: int = 10
     plan_latest_max: int = 50
 
+    # Handover, timeline and the voice report (see README, "Reading what children said").
+    voice_not_heard_days: int = Field(default=42, ge=1, description="A child whose own "
+                                      "voice was last captured longer ago than this is "
+                                      "flagged 'not heard' in the voice report.")
+    voice_report_period_days: int = Field(default=90, ge=1, le=3660, description="The "
+                                          "voice report's period when `since` is not given.")
+    handover_recent_entries: int = Field(default=300, ge=10, le=5000, description="How many "
+                                         "of a child's newest entries the handover reads "
+                                         "for 'what matters now' and 'what changed'.")
+    handover_changed_days: int = Field(default=180, ge=1, description="A change of answer "
+                                       "this recent is shown under 'what changed lately'.")
+    handover_visits: int = Field(default=5, ge=1, le=50, description="How many of the last "
+                                 "visits the handover shows.")
+    visit_entries_shown: int = Field(default=50, ge=1, le=500, description="At most this "
+                                     "many entries are shown per visit (handover, timeline); "
+                                     "the rest are linked.")
+
     # Photos and audio (see docs/media.md). Sizes are bytes; MiB = 1024 * 1024.
     media_photo_max_bytes: int = Field(default=25 * 1024 * 1024, ge=1,
                                        description="Largest photo upload (413 past it).")

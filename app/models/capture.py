@@ -21,6 +21,8 @@ EntryStatus = Literal["active", "retracted", "superseded", "withdrawn", "erased"
 
 class CaptureSession(SQLModel, table=True):
     __tablename__ = "capture_sessions"
+    # A child's visits newest first (handover, timeline).
+    __table_args__ = (Index("ix_capture_sessions_child_started", "child_id", "started_at", "id"),)
     id: uuid.UUID = id_field()
     child_id: uuid.UUID = Field(foreign_key="children.id", index=True)
     worker_id: uuid.UUID = Field(foreign_key="users.id", index=True)
@@ -46,7 +48,10 @@ class CaptureSession(SQLModel, table=True):
 class VoiceEntry(SQLModel, table=True):
     __tablename__ = "voice_entries"
     # (child, newest first) is how entries are listed and how the plan finds the latest.
-    __table_args__ = (Index("ix_voice_entries_child_captured", "child_id", "captured_at", "id"),)
+    __table_args__ = (Index("ix_voice_entries_child_captured", "child_id", "captured_at", "id"),
+                      # A visit's entries in the order the child made them.
+                      Index("ix_voice_entries_session_captured", "session_id", "captured_at",
+                            "id"))
     id: uuid.UUID = id_field()
     client_id: uuid.UUID = Field(unique=True)
     child_id: uuid.UUID = Field(foreign_key="children.id")

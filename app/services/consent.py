@@ -282,29 +282,45 @@ def reviews_due(ctx: Context) -> ReviewsDueOut:
     if user.role == Role.admin:
         raise Forbidden("Consent reviews are for the workers and managers who hold "
                         "children's records.")
-    at = utcnow()
     children = {c.id: c for c in ctx.db.exec(select(Child).where(
         access.visible_child_ids_clause(user)))}
-    items: list[ConsentReviewDue] = []
-    if children:
-        ids = list(children)
-        consents = ctx.db.exec(select(Consent).where(Consent.child_id.in_(ids),
-                                                     Consent.withdrawn_at.is_(None))
-                               .order_by(Consent.created_at, Consent.id)).all()
-        allocations: dict[uuid.UUID, list[Allocation]] = {}
-        for allocation in ctx.db.exec(select(Allocation).where(Allocation.child_id.in_(ids))):
-            allocations.setdefault(allocation.child_id, []).append(allocation)
-        for consent in consents:
-            reasons = review_reasons(consent, children[consent.child_id],
-                                     allocations.get(consent.child_id, []), at)
-            if reasons:
-                items.append(ConsentReviewDue(consent_id=consent.id, child_id=consent.child_id,
-                                              reasons=reasons, consent=consent_out(consent)))
+    items = due_reviews(ctx.db, children, utcnow())
     for child_id in dict.fromkeys(i.child_id for i in items):
         audit.record(ctx, "consent.reviews_due", child_id=child_id, object_type="child",
                      object_id=child_id)
     ctx.db.commit()
     return ReviewsDueOut(items=items)
+
+
+def due_reviews(db: Session, children: dict[uuid.UUID, Child],
+                at: datetime) -> list[ConsentReviewDue]:
+    """The consents of these children due for review at `at`: two queries for any number
+    of children (consents, allocations), oldest consent first."""
+    items: list[ConsentReviewDue] = []
+    if not children:
+        return items
+    ids = list(children)
+    consents = db.exec(select(Consent).where(Consent.child_id.in_(ids),
+                                             Consent.withdrawn_at.is_(None))
+                       .order_by(Consent.created_at, Consent.id)).all()
+    allocations: dict[uuid.UUID, list[Allocation]] = {}
+    for allocation in db.exec(select(Allocation).where(Allocation.child_id.in_(ids))):
+        allocations.setdefault(allocation.child_id, []).append(allocation)
+    for consent in consents:
+        reasons = review_reasons(consent, children[consent.child_id],
+                                 allocations.get(consent.child_id, []), at)
+        if reasons:
+            items.append(ConsentReviewDue(consent_id=consent.id, child_id=consent.child_id,
+                                          reasons=reasons, consent=consent_out(consent)))
+    return items
+
+
+def permitting_clause(at: datetime):  # noqa: ANN201 - a SQL expression
+    """A WHERE clause on Consent: the consents that allow anything at `at` (the same rule
+    as permits(), in SQL, for counting them across many children at once)."""
+    return (Consent.withdrawn_at.is_(None) & (Consent.valid_from <= at)
+            & (Consent.valid_until.is_(None) | (Consent.valid_until > at))
+            & (Consent.child_assent != "dissented"))
 
 
 def review_consent(ctx: Context, consent_id: uuid.UUID, data: ConsentReview) -> ConsentOut:
