@@ -1,7 +1,7 @@
 """reports: a visit's entries in order, and a child's visits newest first
 
 Revision ID: e2_reports
-Revises: 0005
+Revises: a_boards
 Create Date: 2026-12-02 01:30:00
 """
 from typing import Sequence, Union
@@ -10,7 +10,7 @@ from alembic import op
 
 
 revision: str = 'e2_reports'
-down_revision: Union[str, None] = '0005'
+down_revision: Union[str, None] = 'a_boards'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
