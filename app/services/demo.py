@@ -187,7 +187,7 @@ def _media(ctx: Context, settings: Settings, session: CaptureSession, kind: str,
         prepared = media_capture.prepare(ctx, session, data, upload, settings)
         (workdir / "out").mkdir()
         processed = media_capture.process(prepared, workdir / "out", settings)
-        media_capture.commit(ctx, session, prepared, processed, make_store(settings))
+        media_capture.commit(ctx, settings, session, prepared, processed, make_store(settings))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
