@@ -5,32 +5,39 @@ the record and an audit event, and takes the bytes out of the media store."""
 from __future__ import annotations
 
 import io
+import uuid
 import zipfile
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import text
 
+from sqlmodel import select
+
 from app import cli
+from app.core.db import new_session
+from app.models.media import MediaFile
 from app.core.clock import clock
-from tests.media_support import files_under, form, sample, upload
+from tests.media_support import blob_keys, form, sample, upload
 from tests.support import World, assert_problem, consent_body
 
 
 def _blobs(app) -> set[str]:  # noqa: ANN001
-    return {p for p in files_under(app.state.settings.media_root) if p.startswith("objects")}
+    return blob_keys(app)
 
 
 @pytest.fixture
 def photo_entry(world: World, app) -> dict:  # noqa: ANN001
-    """A photo entry, with the blobs its upload added to the store (the media root is
-    shared by the whole run, so tests look at what they added)."""
+    """A photo entry, with the blobs its media names in the store."""
     session = world.open_session()
-    before = _blobs(app)
     r = upload(world.capture(session), session["id"], sample("photo_gps_rotated.jpg"),
                fields=form("photo", caption="The swings"))
     assert r.status_code == 201, r.text
-    return r.json() | {"blobs": _blobs(app) - before}
+    media_id = uuid.UUID(r.json()["media"][0]["id"])
+    with new_session(app.state.engine) as db:
+        keys = set(db.exec(select(MediaFile.sha256).where(MediaFile.media_id == media_id)))
+    assert keys <= _blobs(app)
+    return r.json() | {"blobs": keys}
 
 
 def _audit_actions(app, object_id: str) -> list[str]:  # noqa: ANN001

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -20,6 +21,19 @@ class Settings(BaseSettings):
         "PostgreSQL: postgresql+psycopg://user@host:5432/dbname",
     )
     media_root: Path = Path("./media")
+    media_store: Literal["local", "s3"] = Field(
+        default="local", description="Where media bytes live: `local` (files under "
+        "media_root) or `s3` (an S3-compatible bucket; media_root then holds only one "
+        "request's temporary files, and need not be shared between API processes).")
+    s3_bucket: str | None = Field(default=None, description="The bucket (media_store=s3).")
+    s3_prefix: str = Field(default="", description="Prefix of every object key, e.g. "
+                           "`childvoice/` to share a bucket.")
+    s3_endpoint_url: str | None = Field(default=None, description="The S3 API's URL for a "
+                                        "non-AWS server (MinIO, Ceph, …); unset for AWS.")
+    s3_region: str | None = None
+    s3_access_key_id: str | None = Field(default=None, description="Unset: boto3's own "
+                                         "chain (environment, instance role, …).")
+    s3_secret_access_key: str | None = None
 
     secret_key: str | None = Field(
         default=None,
@@ -91,9 +105,10 @@ class Settings(BaseSettings):
     upload_expiry_hours: int = Field(default=24, ge=1, description="An unfinished resumable "
                                      "upload expires this long after its last accepted "
                                      "bytes; its bytes are then removed.")
-    upload_cleanup_seconds: float = Field(default=600, ge=0, description="How often each API "
-                                          "process removes expired uploads' bytes (0: never; "
-                                          "`childvoice cleanup` does it on demand).")
+    upload_cleanup_seconds: float = Field(default=120, ge=0, description="How often each API "
+                                          "process removes expired uploads' bytes and what "
+                                          "crashed processes left in media_root/tmp (0: "
+                                          "never; `childvoice cleanup` does it on demand).")
     media_sweep_seconds: float = Field(default=3600, ge=0, description="How often each API "
                                        "process removes what a crash left in the media root "
                                        "(0: only `childvoice media-sweep`).")

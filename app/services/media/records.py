@@ -6,7 +6,6 @@ Uploads are in `media_capture`; checking and cleaning the bytes in `photos` and 
 
 from __future__ import annotations
 
-import shutil
 import time
 import uuid
 from collections import defaultdict
@@ -25,7 +24,7 @@ from app.models.capture import VoiceEntry
 from app.models.media import Media, MediaErase, MediaFile, MediaOut, MediaTombstone
 from app.services import access, audit, consent
 from app.services.access import Need
-from app.storage import MediaStore, staging_dir
+from app.storage import MediaStore, sweep_staging
 
 MEDIA_PATH = "/api/v1/media"
 MEDIA_NOT_FOUND = "No media with this id is visible to you."
@@ -228,21 +227,14 @@ def delete_if_unreferenced(db: Session, store: MediaStore, keys: list[str]) -> N
     db.commit()
 
 
-def sweep(db: Session, store: MediaStore, media_root: Path, *, blob_age_s: float = 3600,
-          staging_age_s: float = 86400) -> dict[str, int]:
-    """What a crash can leave: files in the staging area (an upload being received or
-    processed when the process died) and blobs put into the store whose transaction never
-    committed. Neither is visible through the API; this removes both, leaving anything
-    young enough to belong to an upload still in progress."""
+def sweep(db: Session, store: MediaStore, media_root: Path, *,
+          blob_age_s: float = 3600) -> dict[str, int]:
+    """What a crash can leave: files in this host's staging area (an upload being received
+    or processed when its process died: `sweep_staging`) and blobs put into the store whose
+    transaction never committed. Neither is visible through the API; this removes both,
+    leaving what a live process is using and blobs young enough to be committing now."""
     now = time.time()
-    staged = 0
-    for path in staging_dir(media_root).iterdir():
-        if now - path.stat().st_mtime > staging_age_s:
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
-            staged += 1
+    staged = sweep_staging(media_root)
     old = [key for key, written in store.keys() if now - written > blob_age_s]
     named = set()
     for i in range(0, len(old), 500):
