@@ -15,6 +15,7 @@ from app.core.db import make_engine, new_session
 from app.core.migrations import upgrade_to_head
 from app.core.security import PasswordHashing
 from app.models.staff import Role, Team
+from app.storage.base import private_dir
 
 
 def migrate(settings: Settings) -> None:
@@ -34,7 +35,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     migrate(settings)
-    settings.media_root.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.media_root)
     # access_log off: request lines carry ids and query strings; audit events cover access.
     uvicorn.run("app.main:create_app", factory=True, host=args.host, port=args.port,
                 workers=args.workers, access_log=args.access_log, proxy_headers=True)
@@ -86,7 +87,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         credentials = load_demo(db, settings, PasswordHashing(settings))
     engine.dispose()
     lines = [f"  {email}  /  {password}" for email, password in credentials.items()]
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     credentials_file.touch(mode=0o600)
     credentials_file.write_text("\n".join(lines) + "\n")
     print("Demo data loaded (all synthetic). Sign in at /docs (Authorize) with:")

@@ -161,7 +161,9 @@ class Settings(BaseSettings):
     def resolved_secret_key(self) -> str:
         if self.secret_key:
             return self.secret_key
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        from app.storage.base import private_dir
+
+        private_dir(self.data_dir)
         key_file = self.data_dir / "secret_key"
         if not key_file.exists():
             key_file.touch(mode=0o600)

@@ -40,10 +40,30 @@ def check_part(*segments: str) -> None:
 
 
 def private_dir(path: Path) -> Path:
-    """A directory only the service's own user may read (0700), made if missing."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    """A directory only the service's own user may read (0700), made if missing, with any
+    missing parents made 0700 too (mkdir's own `parents` would follow the umask). A
+    directory that was there keeps its parents as the council set them."""
+    path = Path(path)
+    missing = []
+    probe = path
+    while not probe.exists():
+        missing.append(probe)
+        probe = probe.parent
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=0o700)
+        except FileExistsError:
+            pass  # made by another process meanwhile
     if path.stat().st_mode & 0o077:
         os.chmod(path, 0o700)
+    return path
+
+
+def private_file(path: Path) -> Path:
+    """Make the file if missing, owner-only (0600) either way."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    if path.stat().st_mode & 0o077:
+        os.chmod(path, 0o600)
     return path
 
 
