@@ -93,9 +93,12 @@ class Settings(BaseSettings):
     # Retention in days, per kind. Audit events are never removed.
     # photo/audio: media past this age (wired with the media store); webhook_delivery:
     # delivered or failed notifications; sign_in: failed sign-in counters; staff_session:
-    # ended sign-ins and their refresh tokens.
+    # ended sign-ins and their refresh tokens; upload: resumable uploads that ended
+    # (stored, refused, expired, terminated); sync_receipt: what the tablets' items were
+    # (keep it well past device_offline_hours).
     retention_days: dict[str, int] = {"photo": 730, "audio": 730, "webhook_delivery": 90,
-                                      "sign_in": 30, "staff_session": 30}
+                                      "sign_in": 30, "staff_session": 30, "upload": 30,
+                                      "sync_receipt": 400}
 
     # Offline-first capture (issue 4).
     device_offline_hours: int = Field(default=72, ge=1, description="How long an enrolled "
