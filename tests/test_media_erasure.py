@@ -25,6 +25,13 @@ def _blobs(app) -> set[str]:  # noqa: ANN001
     return blob_keys(app)
 
 
+def _keys_of(app, media_id: str) -> set[str]:  # noqa: ANN001
+    """The blobs a media item's files name."""
+    with new_session(app.state.engine) as db:
+        return set(db.exec(select(MediaFile.sha256).where(
+            MediaFile.media_id == uuid.UUID(media_id))))
+
+
 @pytest.fixture
 def photo_entry(world: World, app) -> dict:  # noqa: ANN001
     """A photo entry, with the blobs its media names in the store."""
@@ -32,9 +39,7 @@ def photo_entry(world: World, app) -> dict:  # noqa: ANN001
     r = upload(world.capture(session), session["id"], sample("photo_gps_rotated.jpg"),
                fields=form("photo", caption="The swings"))
     assert r.status_code == 201, r.text
-    media_id = uuid.UUID(r.json()["media"][0]["id"])
-    with new_session(app.state.engine) as db:
-        keys = set(db.exec(select(MediaFile.sha256).where(MediaFile.media_id == media_id)))
+    keys = _keys_of(app, r.json()["media"][0]["id"])
     assert keys <= _blobs(app)
     return r.json() | {"blobs": keys}
 
@@ -78,11 +83,10 @@ def test_a_manager_erases_a_photo_and_a_tombstone_stays(world: World, app,  # no
 def test_erasing_one_copy_keeps_a_blob_another_entry_still_uses(world: World, app) -> None:  # noqa: ANN001
     session = world.open_session()
     tablet = world.capture(session)
-    before = _blobs(app)
     first = upload(tablet, session["id"], sample("drawing.png")).json()
     second = upload(tablet, session["id"], sample("drawing.png")).json()
-    shared_blobs = _blobs(app) - before
-    assert shared_blobs
+    shared_blobs = _keys_of(app, first["media"][0]["id"])
+    assert shared_blobs == _keys_of(app, second["media"][0]["id"]) != set()
     world.manager.post(f"/media/{first['media'][0]['id']}/erase", json={"reason": "duplicate"})
     assert shared_blobs <= _blobs(app)  # still named by the second upload
     assert world.worker.get(second["media"][0]["url"].removeprefix("/api/v1")).status_code == 200
