@@ -55,6 +55,22 @@ def stored(app) -> set[str]:  # noqa: ANN001
     return names
 
 
+def empty_store_like(app, root: Path):  # noqa: ANN001, ANN201
+    """A store of the same kind as the app's, empty: local files under `root`, or a fresh
+    prefix of the run's bucket."""
+    from app.storage import LocalDiskStore
+
+    settings = app.state.settings
+    if settings.media_store != "s3":
+        return LocalDiskStore(root)
+    from app.storage.s3 import S3Store
+
+    return S3Store(bucket=settings.s3_bucket, prefix=f"{uuid.uuid4().hex}/",
+                   endpoint_url=settings.s3_endpoint_url, region=settings.s3_region,
+                   access_key_id=settings.s3_access_key_id,
+                   secret_access_key=settings.s3_secret_access_key)
+
+
 def blob_keys(app) -> set[str]:  # noqa: ANN001
     return {key for key, _ in app.state.media_store.keys()}
 

@@ -14,37 +14,37 @@ from pathlib import Path
 from app.core.db import new_session
 from app.services.media.records import sweep
 from app.storage import staging_dir
-from tests.media_support import blob_keys, files_under, media_session, sample, upload
+from tests.media_support import (blob_bytes, empty_store_like, files_under, media_session,
+                                 sample, upload)
 from tests.support import World
 
 
-def test_sweep_removes_only_old_orphans(world: World, app) -> None:  # noqa: ANN001
+def test_sweep_removes_only_old_orphans(world: World, app, tmp_path: Path) -> None:  # noqa: ANN001
     session, tablet = media_session(world)
     [m] = upload(tablet, session["id"], sample("voice_ipad.m4a"), kind="audio").json()["media"]
-    store, root = app.state.media_store, app.state.settings.media_root
+    # A store of its own (the run's store keeps other tests' blobs), holding the blob the
+    # row names and one no row names.
+    store, root = empty_store_like(app, tmp_path / "media"), tmp_path / "media"
     staging = staging_dir(root)
-
+    named = staging / "named"
+    named.write_bytes(blob_bytes(app, m["sha256"]))
+    store.put(m["sha256"], named, content_type="audio/mp4")
     orphan_bytes = b"a blob whose transaction never committed"
     orphan = hashlib.sha256(orphan_bytes).hexdigest()
     source = staging / f"{orphan}.tmp"
     source.write_bytes(orphan_bytes)
     store.put(orphan, source, content_type="application/octet-stream")
-    with new_session(app.state.engine) as db:  # every blob old enough (the S3 store's
+
+    with new_session(app.state.engine) as db:  # while young, both stay
+        assert sweep(db, store, root)["blobs"] == 0
+    assert orphan in {key for key, _ in store.keys()}
+    with new_session(app.state.engine) as db:  # every blob old enough (an S3 object's
         # LastModified cannot be set back, so the age limit is lowered instead)
         assert sweep(db, store, root, blob_age_s=-1)["blobs"] == 1
     assert not store.exists(orphan)
     assert store.exists(m["sha256"])  # old, but named by a row
     assert tablet.get(m["url"].removeprefix("/api/v1")).status_code == 200
-
-    young_bytes = b"a blob of an upload still committing"
-    young = hashlib.sha256(young_bytes).hexdigest()
-    source = staging / f"{young}.tmp"
-    source.write_bytes(young_bytes)
-    store.put(young, source, content_type="application/octet-stream")
-    with new_session(app.state.engine) as db:
-        assert sweep(db, store, root)["blobs"] == 0
-    assert young in blob_keys(app)
-    store.delete(young)
+    store.delete(m["sha256"])
 
 
 def test_a_live_process_keeps_its_staging_files(app) -> None:  # noqa: ANN001
