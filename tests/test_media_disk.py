@@ -50,9 +50,9 @@ def test_media_files_and_their_directories_are_owner_only(world: World, app) -> 
         assert len(keys) == 4  # photo, thumbnail; recording, playback copy
         for key in keys:
             blob = store.path(key)
-            paths += [blob, blob.parent, blob.parent.parent, store.objects]
-        upload_dir = store.uploads / uuid.UUID(url.rsplit("/", 1)[-1]).hex
-        paths += [store.uploads, upload_dir, *upload_dir.iterdir()]
+            paths += [blob, blob.parent, blob.parent.parent, root / "objects"]
+        upload_dir = root / "uploads" / uuid.UUID(url.rsplit("/", 1)[-1]).hex
+        paths += [root / "uploads", upload_dir, *upload_dir.iterdir()]
     _assert_owner_only(paths)
 
 
