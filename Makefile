@@ -13,8 +13,8 @@ PORT ?= 8000
 # The tests that touch media bytes, run again with media in an S3 bucket (a moto server
 # the tests start on loopback): `make test-s3`.
 S3_TESTS = tests/test_media_upload.py tests/test_media_serving.py tests/test_media_erasure.py \
-	tests/test_media_sweep.py tests/test_media_disk.py tests/test_sync_uploads.py \
-	tests/test_trust_export.py tests/test_retention_records.py
+	tests/test_media_sweep.py tests/test_media_disk.py tests/test_media_store.py \
+	tests/test_sync_uploads.py tests/test_trust_export.py tests/test_retention_records.py
 
 .PHONY: run test test-s3 audit bench clean
 
