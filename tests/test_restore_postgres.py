@@ -31,14 +31,15 @@ def _pg_args(url) -> list[str]:  # noqa: ANN001
 
 @pytest.fixture
 def restored_url(settings):  # noqa: ANN001, ANN201
-    """A fresh, empty database on the same server, dropped afterwards."""
+    """A fresh, empty database on the same server, dropped afterwards (generous timeouts:
+    CREATE and DROP DATABASE wait for a checkpoint, slow on a busy server)."""
     url = make_url(settings.resolved_database_url)
     name = f"{url.database}_restore_{uuid.uuid4().hex[:8]}"
     admin = ["psql", *_pg_args(url), "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-q", "-c"]
-    subprocess.run([*admin, f'CREATE DATABASE "{name}"'], check=True, timeout=60)
+    subprocess.run([*admin, f'CREATE DATABASE "{name}"'], check=True, timeout=600)
     yield url.set(database=name)
     subprocess.run([*admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'], check=True,
-                   timeout=60)
+                   timeout=600)
 
 
 def _populate(world: World) -> tuple[Tablet, list[dict]]:
