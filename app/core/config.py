@@ -33,6 +33,19 @@ class Settings(BaseSettings):
         "PostgreSQL: postgresql+psycopg://user@host:5432/dbname",
     )
     media_root: Path = Path("./media")
+    media_store: Literal["local", "s3"] = Field(
+        default="local", description="Where media bytes live: `local` (files under "
+        "media_root) or `s3` (an S3-compatible bucket; media_root then holds only one "
+        "request's temporary files, and need not be shared between API processes).")
+    s3_bucket: str | None = Field(default=None, description="The bucket (media_store=s3).")
+    s3_prefix: str = Field(default="", description="Prefix of every object key, e.g. "
+                           "`childvoice/` to share a bucket.")
+    s3_endpoint_url: str | None = Field(default=None, description="The S3 API's URL for a "
+                                        "non-AWS server (MinIO, Ceph, …); unset for AWS.")
+    s3_region: str | None = None
+    s3_access_key_id: str | None = Field(default=None, description="Unset: boto3's own "
+                                         "chain (environment, instance role, …).")
+    s3_secret_access_key: str | None = None
 
     secret_key: str | None = Field(
         default=None,
@@ -92,9 +105,12 @@ class Settings(BaseSettings):
     # Retention in days, per kind. Audit events are never removed.
     # photo/audio: media past this age (wired with the media store); webhook_delivery:
     # delivered or failed notifications; sign_in: failed sign-in counters; staff_session:
-    # ended sign-ins and their refresh tokens.
+    # ended sign-ins and their refresh tokens; upload: resumable uploads that ended
+    # (stored, refused, expired, terminated); sync_receipt: what the tablets' items were
+    # (keep it well past device_offline_hours).
     retention_days: dict[str, int] = {"photo": 730, "audio": 730, "webhook_delivery": 90,
-                                      "sign_in": 30, "staff_session": 30}
+                                      "sign_in": 30, "staff_session": 30, "upload": 30,
+                                      "sync_receipt": 400}
 
     # Offline-first capture (issue 4).
     device_offline_hours: int = Field(default=72, ge=1, description="How long an enrolled "
@@ -109,9 +125,10 @@ class Settings(BaseSettings):
     upload_expiry_hours: int = Field(default=24, ge=1, description="An unfinished resumable "
                                      "upload expires this long after its last accepted "
                                      "bytes; its bytes are then removed.")
-    upload_cleanup_seconds: float = Field(default=600, ge=0, description="How often each API "
-                                          "process removes expired uploads' bytes (0: never; "
-                                          "`childvoice cleanup` does it on demand).")
+    upload_cleanup_seconds: float = Field(default=120, ge=0, description="How often each API "
+                                          "process removes expired uploads' bytes and what "
+                                          "crashed processes left in media_root/tmp (0: "
+                                          "never; `childvoice cleanup` does it on demand).")
     media_sweep_seconds: float = Field(default=3600, ge=0, description="How often each API "
                                        "process removes what a crash left in the media root "
                                        "(0: only `childvoice media-sweep`).")
@@ -225,7 +242,9 @@ class Settings(BaseSettings):
     def resolved_secret_key(self) -> str:
         if self.secret_key:
             return self.secret_key
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        from app.storage.base import private_dir
+
+        private_dir(self.data_dir)
         key_file = self.data_dir / "secret_key"
         if not key_file.exists():
             key_file.touch(mode=0o600)
