@@ -65,7 +65,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     # the route template instead of the path (paths carry children's ids).
     uvicorn.run("app.main:create_app", factory=True, host=args.host, port=args.port,
                 workers=args.workers, access_log=False, proxy_headers=True,
-                log_config=None)
+                log_config=None,
+                # A worker busy starting on a loaded host is not a dead one: uvicorn's
+                # default (5 s) restarts workers that are merely slow to import.
+                timeout_worker_healthcheck=60)
     return 0
 
 
