@@ -48,13 +48,12 @@ def test_sweep_removes_only_old_orphans(world: World, app) -> None:  # noqa: ANN
 
 
 def test_the_service_sweeps_by_itself(app, settings) -> None:  # noqa: ANN001
-    """Nobody has to remember the sweep: each API process's housekeeping thread runs it."""
-    from app.services.media.uploads import UploadCleaner
+    """Nobody has to remember the sweep: the background worker runs it."""
+    from app.services import background
 
     stale = staging_dir(settings.media_root) / "left-by-a-crash.part"
     stale.write_bytes(b"half an upload")
     day_ago = time.time() - 2 * 86400
     os.utime(stale, (day_ago, day_ago))
-    cleaner = UploadCleaner(app.state.engine, settings)
-    cleaner.run_once()
+    assert background.run_once(app.state.engine, settings)["swept_staging"] == 1
     assert not stale.exists()
