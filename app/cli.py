@@ -194,19 +194,30 @@ def cmd_audit_checkpoint(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_audit_export_checkpoints(args: argparse.Namespace, settings: Settings) -> int:
-    from app.services.audit import export_checkpoints
+    from app.services.audit import export_checkpoints, parse_exported
 
+    after = args.after
+    if args.output and os.path.exists(args.output):
+        # Appending to the council's copy: only what it does not hold yet.
+        try:
+            with open(args.output, encoding="utf-8") as lines:
+                kept = parse_exported(lines, args.output)
+        except ValueError as exc:
+            print(f"--output: {exc}", file=sys.stderr)
+            return 2
+        after = max([after] + [c.number for c in kept])
     engine = make_engine(settings.resolved_database_url)
     try:
-        out = open(args.output, "a", encoding="utf-8") if args.output else sys.stdout
-        try:
-            for line in export_checkpoints(engine, settings, after=args.after):
-                out.write(line + "\n")
-        finally:
-            if args.output:
-                out.close()
+        lines = list(export_checkpoints(engine, settings, after=after))
     finally:
         engine.dispose()
+    if args.output:
+        with open(args.output, "a", encoding="utf-8") as out:
+            out.writelines(line + "\n" for line in lines)
+        print(f"{len(lines)} new checkpoint{'' if len(lines) == 1 else 's'} added to "
+              f"{args.output}")
+    else:
+        sys.stdout.writelines(line + "\n" for line in lines)
     return 0
 
 
@@ -332,7 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
         "outside this service")
     export.add_argument("--after", type=int, default=0, metavar="N",
                         help="only checkpoints after number N (what you already keep)")
-    export.add_argument("--output", metavar="FILE", help="append to FILE instead of printing")
+    export.add_argument("--output", metavar="FILE", help="append to FILE (the council's "
+                        "copy) the checkpoints it does not hold yet, instead of printing")
     export.set_defaults(func=cmd_audit_export_checkpoints)
     audit_sub.add_parser("public-key", help="the public key that checks the checkpoints' "
                          "signatures").set_defaults(func=cmd_audit_public_key)

@@ -161,12 +161,17 @@ def test_exported_checkpoints_catch_checkpoints_removed_from_the_database(
     # Nothing has moved since: nothing to sign.
     assert "none written" in _cli(settings, capsys, "audit", "checkpoint")[1]
     assert _cli(settings, capsys, "audit", "export-checkpoints", "--output", str(kept))[0] == 0
+    # Exporting again adds only what the copy does not hold yet.
+    world_plan_read(app, child)
+    assert _cli(settings, capsys, "audit", "checkpoint")[0] == 0
+    code, out = _cli(settings, capsys, "audit", "export-checkpoints", "--output", str(kept))
+    assert code == 0 and "1 new checkpoint added" in out
     lines = [json.loads(line) for line in kept.read_text().splitlines()]
-    assert [line["number"] for line in lines] == [1, 2]
+    assert [line["number"] for line in lines] == [1, 2, 3]
     code, public = _cli(settings, capsys, "audit", "public-key")
     assert all(public.startswith(line["public_key"]) for line in lines)
-    heads = {h[0]: h[1] for h in json.loads(lines[1]["payload"])["heads"]}
-    assert set(heads) == {child}  # only what moved since checkpoint 1
+    heads = {h[0]: h[1] for h in json.loads(lines[2]["payload"])["heads"]}
+    assert set(heads) == {child}  # only what moved since checkpoint 2
 
     # The cut takes the checkpoints that would show it as well.
     _cut_off_end(app, child, keep=heads[child] - 3)
