@@ -62,7 +62,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.engine = make_engine(settings.resolved_database_url)
+    app.state.engine = make_engine(settings.resolved_database_url,
+                                   pre_ping=settings.database_pool_pre_ping,
+                                   recycle_seconds=settings.database_pool_recycle_seconds)
     app.state.hashing = PasswordHashing(settings)
     app.state.tokens = StaffTokens(settings)
     app.state.media_store = make_store(settings)

@@ -23,6 +23,12 @@ class Settings(BaseSettings):
         "PostgreSQL: postgresql+psycopg://user@host:5432/dbname",
     )
     media_root: Path = Path("./media")
+    database_pool_pre_ping: bool = Field(default=False, description="Test each pooled "
+                                         "connection before use (a round trip per request); "
+                                         "the recycle time usually makes it unnecessary.")
+    database_pool_recycle_seconds: int = Field(default=1800, ge=1, description="Replace a "
+                                               "pooled connection after this long, before "
+                                               "idle timeouts on the way cut it.")
 
     secret_key: str | None = Field(
         default=None,

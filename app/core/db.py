@@ -16,7 +16,11 @@ from sqlalchemy.pool import QueuePool
 from sqlmodel import Session, create_engine
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, pre_ping: bool = False, recycle_seconds: int = 1800) -> Engine:
+    """`pre_ping` tests every connection as it leaves the pool (a round trip per checkout);
+    off by default: connections are instead replaced after `recycle_seconds`, before a
+    server or firewall idle timeout can cut them, and one found dead is dropped with the
+    whole pool (SQLAlchemy's disconnect handling), failing only the request that met it."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -30,7 +34,8 @@ def make_engine(url: str) -> Engine:
                                pool_timeout=120)
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=pre_ping,
+                         pool_recycle=recycle_seconds)
 
 
 def _configure_sqlite(engine: Engine) -> None:
