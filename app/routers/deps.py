@@ -57,8 +57,13 @@ async def get_db(request: Request) -> AsyncIterator[Session]:
             db.close()
 
 
-def _token(staff_token: str | None, bearer: HTTPAuthorizationCredentials | None) -> str:
-    token = staff_token or (bearer.credentials if bearer else None)
+# Pages read in a browser (plan, handover, reports) also take the access token from this
+# cookie, set by the sign-in page. Only GET pages read it: no API call that changes
+# anything accepts it, so a cross-site form can never act with it (and it is SameSite).
+PAGE_COOKIE = "childvoice_page"
+
+
+def _required(token: str | None) -> str:
     if not token:
         raise Unauthorized("Sign in first: send 'Authorization: Bearer <token>'.",
                            slug="not-signed-in")
@@ -75,7 +80,21 @@ def get_context(request: Request, db: Annotated[Session, Depends(get_db)],
                 staff_token: Annotated[str | None, Depends(_oauth2)],
                 bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
                 ) -> Context:
-    actor = _actor(db, request.app.state.tokens, _token(staff_token, bearer))
+    token = staff_token or (bearer.credentials if bearer else None)
+    return _context(request, db, token)
+
+
+def get_page_context(request: Request, db: Annotated[Session, Depends(get_db)],
+                     staff_token: Annotated[str | None, Depends(_oauth2)],
+                     ) -> Context:
+    """The caller of a page: a bearer token, or the page cookie. Problems on a page are
+    answered as pages, and a missing sign-in sends the browser to the sign-in page."""
+    request.state.page = True
+    return _context(request, db, staff_token or request.cookies.get(PAGE_COOKIE))
+
+
+def _context(request: Request, db: Session, token: str | None) -> Context:
+    actor = _actor(db, request.app.state.tokens, _required(token))
     db.commit()  # hand the connection back while the request waits for the endpoint's turn
     return Context(db=db, actor=actor, client_ip=request.client.host if request.client else None,
                    user_agent=request.headers.get("user-agent"),
@@ -106,7 +125,8 @@ async def get_caller(request: Request, db: Annotated[Session, Depends(get_db)],
                      staff_token: Annotated[str | None, Depends(_oauth2)],
                      bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
                      ) -> Caller:
-    return Caller(db=db, tokens=request.app.state.tokens, token=_token(staff_token, bearer),
+    token = _required(staff_token or (bearer.credentials if bearer else None))
+    return Caller(db=db, tokens=request.app.state.tokens, token=token,
                   client_ip=request.client.host if request.client else None,
                   user_agent=request.headers.get("user-agent"),
                   request_id=getattr(request.state, "request_id", None))
@@ -122,6 +142,7 @@ async def get_anonymous_context(request: Request,
 
 Ctx = Annotated[Context, Depends(get_context)]
 CallerDep = Annotated[Caller, Depends(get_caller)]
+PageCtx = Annotated[Context, Depends(get_page_context)]
 AnonCtx = Annotated[Context, Depends(get_anonymous_context)]
 AppSettings = Annotated[Settings, Depends(get_settings)]
 DeviceKey = Annotated[str | None, Depends(_device_key)]
