@@ -236,7 +236,7 @@ def run_leg(args: argparse.Namespace, url: str | None) -> dict:
         scaled = None
         if args.workers > 1:
             server.stop()
-            server = Server(database_url=url, workers=args.workers)
+            server = Server(database_url=url, workers=args.workers, workdir=server.workdir)
             server.start()
             time.sleep(2)  # every worker up
             scaled = [measure(server, new_entry, expect={201}, **load)

@@ -63,7 +63,7 @@ class Server:
             [sys.executable, "-m", "app.cli", "serve", "--port", str(self.port),
              "--workers", str(self.workers)],
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # a busy shared machine starts slowly
         while time.monotonic() < deadline:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):

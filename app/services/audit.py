@@ -9,8 +9,9 @@ Appending locks only the chain's head row (`audit_chain_heads`, one per chain) u
 transaction commits: two requests about one child wait for each other, requests about
 different children never do, and reads of one child by many people queue only on that
 child. The lock is taken by an upsert that returns the head, so an append is three
-statements: lock-and-read the head, insert the events, move the head. Chains are locked
-in sorted order, so a request that touches several children cannot deadlock another.
+statements: lock-and-read the head, insert the events, move the head; or two, when this
+process wrote the chain's head itself (see `_known_heads`). Chains are locked in sorted
+order, so a request that touches several children cannot deadlock another.
 
 Why that is enough on PostgreSQL: the upsert's row lock is held until commit; the next
 appender's upsert waits for it and then sees the committed head (ON CONFLICT DO UPDATE
@@ -98,9 +99,21 @@ _LOCK_HEAD = text(
     "ON CONFLICT (chain) DO UPDATE SET seq = audit_chain_heads.seq "
     "RETURNING seq, hash").bindparams(genesis=GENESIS_HASH)
 _INSERT_EVENTS = AuditEvent.__table__.insert()
-_MOVE_HEAD = (update(AuditChainHead.__table__)
-              .where(AuditChainHead.__table__.c.chain == bindparam("head_chain"))
+_HEADS = AuditChainHead.__table__.c
+_MOVE_HEAD = (update(AuditChainHead.__table__).where(_HEADS.chain == bindparam("head_chain"))
               .values(seq=bindparam("head_seq"), hash=bindparam("head_hash")))
+_SWAP_HEAD = (update(AuditChainHead.__table__)
+              .where(_HEADS.chain == bindparam("head_chain"), _HEADS.seq == bindparam("was_seq"),
+                     _HEADS.hash == bindparam("was_hash"))
+              .values(seq=bindparam("head_seq"), hash=bindparam("head_hash")))
+
+# The head this process last wrote, per chain. A child's next event usually comes from the
+# process that wrote the one before, so its head is usually known here: then one
+# conditional UPDATE checks it, moves it and takes the lock. If another process (or a
+# rolled-back transaction of ours) moved it meanwhile, that UPDATE matches nothing and the
+# head is locked and read as above. A wrong guess costs a statement, never correctness.
+_known_heads: dict[str, tuple[int, str]] = {}
+_KNOWN_HEADS_MAX = 10_000
 
 
 def record(ctx: Context, action: str, *, child_id: uuid.UUID | None = None,
@@ -124,20 +137,39 @@ def record_many(ctx: Context, events: Iterable[tuple[str, uuid.UUID | None, str 
               "user_agent": (ctx.user_agent or "")[:300] or None,
               "request_id": ctx.request_id}
     rows: list[dict[str, Any]] = []
-    heads: list[dict[str, Any]] = []
     for chain in sorted(by_chain):
-        seq, prev = db.exec(_LOCK_HEAD, params={"chain": chain}).one()
-        for action, child_id, object_type, object_id in by_chain[chain]:
-            seq += 1
-            row = {**common, "chain": chain, "seq": seq, "action": action,
-                   "child_id": child_id, "object_type": object_type,
-                   "object_id": str(object_id) if object_id is not None else None,
-                   "prev_hash": prev}
-            row["hash"] = prev = event_hash(row)
-            rows.append(row)
-        heads.append({"head_chain": chain, "head_seq": seq, "head_hash": prev})
+        known = _known_heads.get(chain)
+        if known is not None:
+            built = _chained(chain, known, by_chain[chain], common)
+            moved = db.exec(_SWAP_HEAD, params={
+                "head_chain": chain, "was_seq": known[0], "was_hash": known[1],
+                "head_seq": built[-1]["seq"], "head_hash": built[-1]["hash"]}).rowcount
+        if known is None or not moved:
+            head = tuple(db.exec(_LOCK_HEAD, params={"chain": chain}).one())
+            built = _chained(chain, head, by_chain[chain], common)
+            db.exec(_MOVE_HEAD, params={"head_chain": chain, "head_seq": built[-1]["seq"],
+                                        "head_hash": built[-1]["hash"]})
+        if len(_known_heads) >= _KNOWN_HEADS_MAX:
+            _known_heads.clear()
+        _known_heads[chain] = (built[-1]["seq"], built[-1]["hash"])
+        rows += built
     db.exec(_INSERT_EVENTS, params=rows)
-    db.exec(_MOVE_HEAD, params=heads)
+
+
+def _chained(chain: str, head: tuple[int, str], events: list[tuple],
+             common: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows of `events`, appended after `head` (seq, hash) on `chain`."""
+    seq, prev = head
+    rows = []
+    for action, child_id, object_type, object_id in events:
+        seq += 1
+        row = {**common, "chain": chain, "seq": seq, "action": action, "child_id": child_id,
+               "object_type": object_type,
+               "object_id": str(object_id) if object_id is not None else None,
+               "prev_hash": prev}
+        row["hash"] = prev = event_hash(row)
+        rows.append(row)
+    return rows
 
 
 # --- checkpoints -----------------------------------------------------------------------
