@@ -4,6 +4,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from starlette.concurrency import run_in_threadpool
 
+from app.core.observability import count_sync_results
 from app.models.sync import SyncBatch, SyncOut, SyncStateOut
 from app.routers.deps import AppSettings, CallerDep, Ctx, DeviceKey
 from app.services.sync import batch as sync
@@ -19,6 +20,7 @@ async def sync_batch(batch: SyncBatch, caller: CallerDep, settings: AppSettings,
     times: every item is stored once and answered `created`, `duplicate` or `rejected`."""
     out = await run_in_threadpool(
         lambda: sync.apply_batch(caller.context(), settings, batch, device_key))
+    count_sync_results(result.status for result in out.results)
     # Serialised once, here: the answer to 500 items is built from models already checked.
     return Response(out.model_dump_json(), media_type="application/json")
 
