@@ -324,11 +324,12 @@ def prepare_entry(ctx: Context, settings: Settings, session: CaptureSession, dat
 
 # Built once per dialect: a new entry, or nothing when its client_id is already stored
 # (a concurrent resend that got there first), in one statement and no savepoint.
+# (RETURNING, not rowcount: psycopg reports no row count for an INSERT.)
 _INSERT_ENTRY = {
     "postgresql": pg_insert(VoiceEntry.__table__).on_conflict_do_nothing(
-        index_elements=["client_id"]),
+        index_elements=["client_id"]).returning(VoiceEntry.__table__.c.id),
     "sqlite": sqlite_insert(VoiceEntry.__table__).on_conflict_do_nothing(
-        index_elements=["client_id"]),
+        index_elements=["client_id"]).returning(VoiceEntry.__table__.c.id),
 }
 
 
@@ -341,8 +342,8 @@ def store_entry(ctx: Context, settings: Settings, session: CaptureSession, data:
     if not new:
         return entry, False, []
     inserted = ctx.db.exec(_INSERT_ENTRY[ctx.db.get_bind().dialect.name],
-                           params=entry.model_dump()).rowcount
-    if not inserted:
+                           params=entry.model_dump()).first()
+    if inserted is None:
         # Another request stored the same client_id a moment ago.
         existing = _stored(ctx.db, data.client_id)
         if existing is None:
