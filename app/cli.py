@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import json
 import os
 import sys
 
@@ -143,19 +144,27 @@ def cmd_boards_install_starter(args: argparse.Namespace, settings: Settings) -> 
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    """The alert outbox worker: escalate overdue alerts, deliver webhooks."""
-    import time
+    """All background work: escalation, webhooks, retention, sweeps, upload expiry, audit
+    checkpoints (see services/background.py)."""
+    from app.services.audit import signing_key
+    from app.services.background import BackgroundWorker, run_once
 
-    from app.services.background import run_once
-
+    if settings.audit_checkpoint_minutes > 0:
+        try:
+            signing_key(settings)
+        except ValueError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+    migrate(settings)
+    settings.media_root.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.resolved_database_url, settings)
     try:
-        while True:
+        if args.once:
             counts = run_once(engine, settings)
-            if args.once:
-                print(" ".join(f"{k}={v}" for k, v in counts.items()))
-                return 0
-            time.sleep(settings.outbox_poll_seconds)
+            print(" ".join(f"{k}={v}" for k, v in counts.items()))
+            return 0
+        BackgroundWorker(engine, settings).loop()
+        return 0
     except KeyboardInterrupt:
         return 0
     finally:
@@ -163,9 +172,9 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
-    from app.services.audit import verify
+    from app.services.audit import parse_exported, verify
 
-    anchor = None
+    anchor = exported = None
     if args.anchor:
         try:
             anchor_id, anchor_hash = args.anchor.split(":", 1)
@@ -173,21 +182,89 @@ def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
         except ValueError:
             print("--anchor is ID:HASH, as printed by an earlier verify", file=sys.stderr)
             return 2
+    if args.checkpoints:
+        try:
+            with open(args.checkpoints, encoding="utf-8") as lines:
+                exported = parse_exported(lines, args.checkpoints)
+        except (OSError, ValueError) as exc:
+            print(f"--checkpoints: {exc}", file=sys.stderr)
+            return 2
     engine = make_engine(settings.resolved_database_url, settings)
     try:
-        report = verify(engine, anchor)
+        report = verify(engine, anchor, settings=settings, exported=exported)
     finally:
         engine.dispose()
     if report.ok:
-        print(f"audit chain intact: {report.checked} events")
+        print(f"audit chains intact: {report.checked} events in {report.chains} chains, "
+              f"{report.checkpoints} signed checkpoints hold")
         if report.head_id is not None:
-            print(f"head {report.head_id}:{report.head_hash}  (keep this; pass it as --anchor "
-                  "next time to catch removals from the end)")
+            print(f"head {report.head_id}:{report.head_hash}  (the newest event; pass it as "
+                  "--anchor next time for one more check against removals from the end)")
         return 0
-    print(f"AUDIT CHAIN BROKEN at event {report.broken_at} ({report.problem}): {report.detail}",
-          file=sys.stderr)
+    where = f"at event {report.broken_at}" if report.broken_at is not None else \
+        f"in chain {report.chain}" if report.chain else "in the checkpoints"
+    print(f"AUDIT CHAIN BROKEN {where} ({report.problem}): {report.detail}", file=sys.stderr)
     print(f"{report.checked} events before it verified", file=sys.stderr)
     return 1
+
+
+def cmd_audit_checkpoint(args: argparse.Namespace, settings: Settings) -> int:
+    from app.services.audit import write_checkpoint
+
+    engine = make_engine(settings.resolved_database_url, settings)
+    try:
+        checkpoint = write_checkpoint(engine, settings)
+    finally:
+        engine.dispose()
+    if checkpoint is None:
+        print("no chain has moved since the last checkpoint; none written")
+    else:
+        print(f"checkpoint {checkpoint.number} signed "
+              f"({len(json.loads(checkpoint.payload)['heads'])} chain heads)")
+    return 0
+
+
+def cmd_audit_export_checkpoints(args: argparse.Namespace, settings: Settings) -> int:
+    from app.services.audit import export_checkpoints, parse_exported
+
+    after = args.after
+    if args.output and os.path.exists(args.output):
+        # Appending to the council's copy: only what it does not hold yet.
+        try:
+            with open(args.output, encoding="utf-8") as lines:
+                kept = parse_exported(lines, args.output)
+        except ValueError as exc:
+            print(f"--output: {exc}", file=sys.stderr)
+            return 2
+        after = max([after] + [c.number for c in kept])
+    engine = make_engine(settings.resolved_database_url, settings)
+    try:
+        lines = list(export_checkpoints(engine, settings, after=after))
+    finally:
+        engine.dispose()
+    if args.output:
+        with open(args.output, "a", encoding="utf-8") as out:
+            out.writelines(line + "\n" for line in lines)
+        print(f"{len(lines)} new checkpoint{'' if len(lines) == 1 else 's'} added to "
+              f"{args.output}")
+    else:
+        sys.stdout.writelines(line + "\n" for line in lines)
+    return 0
+
+
+def cmd_audit_public_key(args: argparse.Namespace, settings: Settings) -> int:
+    from app.services.audit import key_id, public_key_text, signing_key
+
+    public = public_key_text(signing_key(settings))
+    print(f"{public}  (key id {key_id(public)})")
+    return 0
+
+
+def cmd_audit_new_key(args: argparse.Namespace, settings: Settings) -> int:
+    from app.services.audit import new_signing_key
+
+    print(new_signing_key())
+    return 0
 
 
 def cmd_retention(args: argparse.Namespace, settings: Settings) -> int:
@@ -271,8 +348,9 @@ def build_parser() -> argparse.ArgumentParser:
         .set_defaults(func=cmd_boards_install_starter)
 
     worker = sub.add_parser(
-        "worker", help="escalate overdue safeguarding alerts and deliver webhook "
-        "notifications (each API process also runs this in the background)")
+        "worker", help="run the background work: escalate overdue safeguarding alerts, "
+        "deliver webhooks, apply retention, sweep media, expire uploads, sign audit "
+        "checkpoints (on the embedded SQLite default `serve` does it itself)")
     worker.add_argument("--once", action="store_true", help="one pass, then exit")
     worker.set_defaults(func=cmd_worker)
 
@@ -284,7 +362,26 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--anchor", metavar="ID:HASH",
                         help="a head printed by an earlier verify, to catch removals from "
                         "the end of the chain")
+    verify.add_argument("--checkpoints", metavar="FILE",
+                        help="checkpoints exported earlier (the council's own copy), to "
+                        "catch checkpoints removed from the database too")
     verify.set_defaults(func=cmd_audit_verify)
+    audit_sub.add_parser("checkpoint", help="sign the chain heads that moved since the last "
+                         "checkpoint now (the background worker does it every "
+                         "CHILDVOICE_AUDIT_CHECKPOINT_MINUTES)") \
+        .set_defaults(func=cmd_audit_checkpoint)
+    export = audit_sub.add_parser(
+        "export-checkpoints", help="print the signed checkpoints as JSON lines, to keep "
+        "outside this service")
+    export.add_argument("--after", type=int, default=0, metavar="N",
+                        help="only checkpoints after number N (what you already keep)")
+    export.add_argument("--output", metavar="FILE", help="append to FILE (the council's "
+                        "copy) the checkpoints it does not hold yet, instead of printing")
+    export.set_defaults(func=cmd_audit_export_checkpoints)
+    audit_sub.add_parser("public-key", help="the public key that checks the checkpoints' "
+                         "signatures").set_defaults(func=cmd_audit_public_key)
+    audit_sub.add_parser("new-key", help="print a new signing key for "
+                         "CHILDVOICE_AUDIT_SIGNING_KEY").set_defaults(func=cmd_audit_new_key)
 
     retention = sub.add_parser(
         "retention", help="remove what is past its retention period (see the "

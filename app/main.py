@@ -22,9 +22,8 @@ from app.routers import (admin, alerts, audit_trail, auth, boards, children, con
                          devices, entries, exports, health, media, plans, reports, sessions,
                          signin, staff, sync, uploads)
 from app.services.media.capture import MediaJobs
-from app.services.background import OutboxWorker
+from app.services.background import BackgroundWorker
 from app.services.staff import bootstrap_admin
-from app.services.media.uploads import UploadCleaner
 from app.storage import make_store
 
 API_PREFIX = "/api/v1"
@@ -48,23 +47,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # collector from walking it again on every full collection (they cost ~100 ms
         # here, landing on whichever request happens to allocate at the time).
         gc.freeze()
-        # The alert notification and escalation worker runs in every API process; the
-        # database coordinates them (see services/outbox.py).
-        worker = OutboxWorker(app.state.engine, settings) \
-            if settings.outbox_worker_enabled else None
-        app.state.outbox_worker = worker
+        # Background work (webhooks, escalation, retention, sweeps, upload expiry, audit
+        # checkpoints) runs here only on the embedded default; with a database server it
+        # is `childvoice worker`'s (see services/background.py).
+        worker = BackgroundWorker(app.state.engine, settings) \
+            if settings.background_in_serve else None
+        app.state.background = worker
         if worker:
             worker.start()
-        # Expired resumable uploads lose their bytes without anyone asking.
-        cleaner = UploadCleaner(app.state.engine, settings) \
-            if settings.upload_cleanup_seconds > 0 else None
-        if cleaner:
-            cleaner.start()
         try:
             yield
         finally:
-            if cleaner:
-                await run_in_threadpool(cleaner.stop)
             if worker:
                 await run_in_threadpool(worker.stop)
             app.state.engine.dispose()

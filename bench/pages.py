@@ -221,7 +221,7 @@ def main() -> None:
     drop = url = None
     if args.database_url:
         url, drop = fresh_postgres(args.database_url)
-    server = Server(database_url=url, env={"CHILDVOICE_OUTBOX_WORKER_ENABLED": "false"})
+    server = Server(database_url=url, env={"CHILDVOICE_BACKGROUND": "worker"})
     server.apply_settings_env()
     figures: dict[str, list[float]] = {}
     try:

@@ -63,8 +63,9 @@ def settings(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRe
                     secret_key="test-only-secret-key-not-for-production-use-000000",
                     # Cheap hashing: the tests sign in hundreds of times.
                     password_time_cost=1, password_memory_kib=8, password_parallelism=1,
-                    # Tests drive the alert outbox themselves (services.background.run_once).
-                    outbox_worker_enabled=False,
+                    # Tests drive the background work themselves (services.background).
+                    background="worker", retention_interval_hours=0,
+                    audit_signing_key="dGVzdC1vbmx5LWF1ZGl0LWtleS1ub3QtZm9yLXVzZSE=",
                     **media_store_settings(request),
                     _env_file=None)
 

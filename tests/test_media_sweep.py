@@ -84,10 +84,10 @@ def _crashed_process_leaves(root: Path) -> Path:
 def test_what_a_killed_process_left_is_swept_at_once(app, settings) -> None:  # noqa: ANN001
     """No waiting a day: the service's housekeeping removes a dead process's staging area
     the next time it runs (every upload_cleanup_seconds, two minutes by default)."""
-    from app.services.media.uploads import UploadCleaner
+    from app.services import background
 
     area = _crashed_process_leaves(settings.media_root)
-    UploadCleaner(app.state.engine, settings).run_once()
+    background.run_once(app.state.engine, settings)
     assert not area.exists() and not Path(f"{area}.lock").exists()
     assert staging_dir(settings.media_root).is_dir()  # this live process's area stays
 
@@ -100,3 +100,16 @@ def test_a_starting_server_sweeps_what_a_crash_left(tmp_path: Path, settings) ->
     create_app(settings.model_copy(update={"media_root": root})).state.engine.dispose()
     assert not area.exists()
     assert all(name.startswith("tmp/p") for name in files_under(root))
+
+
+def test_the_service_sweeps_by_itself(app, settings) -> None:  # noqa: ANN001
+    """Nobody has to remember the sweep: the background worker runs it."""
+    from app.services import background
+
+    stale = staging_dir(settings.media_root) / "left-by-a-crash.part"
+    stale.write_bytes(b"half an upload")
+    day_ago = time.time() - 2 * 86400
+    os.utime(stale, (day_ago, day_ago))
+    done = background.run_once(app.state.engine, settings)
+    assert done["swept_crash_leftovers"] + done["swept_staging"] == 1
+    assert not stale.exists()

@@ -38,7 +38,7 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
                   "CHILDVOICE_BOOTSTRAP_ADMIN_PASSWORD": ADMIN[1],
                   "CHILDVOICE_PASSWORD_TIME_COST": "1", "CHILDVOICE_PASSWORD_MEMORY_KIB": "8",
                   "CHILDVOICE_PASSWORD_PARALLELISM": "1",
-                  "CHILDVOICE_OUTBOX_WORKER_ENABLED": "false"} | extra
+                  "CHILDVOICE_BACKGROUND": "worker"} | extra
 
 
 def _cli(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
@@ -156,8 +156,11 @@ def test_production_refuses_unsafe_settings(tmp_path: Path, unsafe: dict, says: 
 def test_production_starts_when_the_settings_are_safe(tmp_path: Path) -> None:
     settings = Settings(_env_file=None, env="production", data_dir=tmp_path / "data",
                         media_root=tmp_path / "media",
-                        secret_key="a-production-secret-key-of-enough-length-000")
+                        secret_key="a-production-secret-key-of-enough-length-000",
+                        audit_signing_key="dGVzdC1vbmx5LWF1ZGl0LWtleS1ub3QtZm9yLXVzZSE=")
     assert settings.production_problems() == []
+    unsigned = settings.model_copy(update={"audit_signing_key": None})
+    assert any("CHILDVOICE_AUDIT_SIGNING_KEY" in p for p in unsigned.production_problems())
     with pytest.raises(RuntimeError, match="BENCH_ENDPOINTS"):
         create_app(settings.model_copy(update={"bench_endpoints": True}))
 
@@ -208,7 +211,7 @@ def test_readyz_says_when_the_database_cannot_be_reached(tmp_path: Path) -> None
     settings = Settings(_env_file=None, data_dir=tmp_path, media_root=tmp_path / "media",
                         database_url="postgresql+psycopg://nobody@127.0.0.1:1/none",
                         secret_key="readyz-test-secret-key-0123456789abcdef",
-                        outbox_worker_enabled=False, db_pool_timeout_seconds=2)
+                        background="worker", db_pool_timeout_seconds=2)
     client = TestClient(create_app(settings))
     r = client.get("/readyz")
     assert r.status_code == 503 and r.json()["database"].startswith("unavailable")

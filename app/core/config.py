@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import secrets
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -91,16 +93,22 @@ class Settings(BaseSettings):
                                           "acknowledged in this time escalates to the manager.")
     webhook_url: str | None = Field(default=None, description="The council's endpoint for "
                                     "alert notifications; none are sent when unset.")
-    webhook_secret: str | None = Field(default=None, description="HMAC-SHA256 key for the "
-                                       "webhook signature; required with webhook_url.")
+    webhook_secret: str | None = Field(default=None, description="The Standard Webhooks "
+                                       "signing secret (`whsec_` and base64 of 24 to 64 "
+                                       "random bytes); required with webhook_url.")
     webhook_timeout_seconds: float = 10.0
     webhook_max_attempts: int = 20
     webhook_backoff_seconds: int = 30
     webhook_backoff_max_seconds: int = 3600
-    outbox_worker_enabled: bool = Field(default=True, description="Run the delivery and "
-                                        "escalation worker inside each API process.")
+    background: Literal["auto", "serve", "worker"] = Field(
+        default="auto", description="Where background work (webhooks, escalation, "
+        "retention, media sweeps, upload expiry, audit checkpoints) runs: `serve` in one "
+        "thread of the API process; `worker` only in `childvoice worker`; `auto` is `serve` "
+        "on the embedded SQLite default and `worker` on PostgreSQL.")
     outbox_poll_seconds: float = 15.0
-    outbox_lease_seconds: int = 120
+    outbox_batch_size: int = Field(default=10, ge=1, le=100, description="Deliveries one "
+                                   "worker claims at a time; its lease covers them all "
+                                   "timing out.")
 
     # Retention in days, per kind. Audit events are never removed.
     # photo/audio: media past this age (wired with the media store); webhook_delivery:
@@ -111,6 +119,20 @@ class Settings(BaseSettings):
     retention_days: dict[str, int] = {"photo": 730, "audio": 730, "webhook_delivery": 90,
                                       "sign_in": 30, "staff_session": 30, "upload": 30,
                                       "sync_receipt": 400}
+    retention_interval_hours: float = Field(default=24, ge=0, description="How often the "
+                                            "background worker applies retention (0: only "
+                                            "`childvoice retention --apply`).")
+
+    # Audit checkpoints: the chains' heads, signed (Ed25519), so that events cut off the end
+    # of a chain are found. The key is base64 of a 32-byte Ed25519 private key
+    # (`childvoice audit new-key` makes one).
+    audit_signing_key: str | None = Field(
+        default=None, description="Signs audit checkpoints. When unset on the embedded "
+        "SQLite default, a key is made once and kept in data_dir/audit_signing_key; on "
+        "PostgreSQL it must be set (the same on every node).")
+    audit_checkpoint_minutes: float = Field(default=15, ge=0, description="How often the "
+                                            "background worker signs a checkpoint (0: only "
+                                            "`childvoice audit checkpoint`).")
 
     # Offline-first capture (issue 4).
     device_offline_hours: int = Field(default=72, ge=1, description="How long an enrolled "
@@ -125,13 +147,13 @@ class Settings(BaseSettings):
     upload_expiry_hours: int = Field(default=24, ge=1, description="An unfinished resumable "
                                      "upload expires this long after its last accepted "
                                      "bytes; its bytes are then removed.")
-    upload_cleanup_seconds: float = Field(default=120, ge=0, description="How often each API "
-                                          "process removes expired uploads' bytes and what "
-                                          "crashed processes left in media_root/tmp (0: "
-                                          "never; `childvoice cleanup` does it on demand).")
-    media_sweep_seconds: float = Field(default=3600, ge=0, description="How often each API "
-                                       "process removes what a crash left in the media root "
-                                       "(0: only `childvoice media-sweep`).")
+    upload_cleanup_seconds: float = Field(default=120, ge=0, description="How often the "
+                                          "background worker removes expired uploads' bytes "
+                                          "and what crashed processes left in media_root/tmp "
+                                          "(0: never; `childvoice cleanup` does it on demand).")
+    media_sweep_seconds: float = Field(default=3600, ge=0, description="How often the "
+                                       "background worker removes what a crash left in the "
+                                       "media root (0: only `childvoice media-sweep`).")
 
     page_size_default: int = 50
 
@@ -212,6 +234,27 @@ class Settings(BaseSettings):
                                   "production.")
 
     @property
+    def is_embedded(self) -> bool:
+        """The single-machine SQLite default (as opposed to a shared database server)."""
+        return self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def background_in_serve(self) -> bool:
+        if self.background == "auto":
+            return self.is_embedded
+        return self.background == "serve"
+
+    def resolved_audit_signing_key(self) -> str:
+        if self.audit_signing_key:
+            return self.audit_signing_key
+        if not self.is_embedded:
+            raise ValueError("CHILDVOICE_AUDIT_SIGNING_KEY is not set: with a shared database "
+                             "every node must sign audit checkpoints with the same key "
+                             "(`childvoice audit new-key` makes one)")
+        return self._kept_secret("audit_signing_key", lambda: base64.b64encode(
+            secrets.token_bytes(32)).decode())
+
+    @property
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
@@ -237,18 +280,25 @@ class Settings(BaseSettings):
                             "production)")
         if self.bench_endpoints:
             problems.append("CHILDVOICE_BENCH_ENDPOINTS is on (a debug endpoint)")
+        if not self.audit_signing_key:
+            problems.append("CHILDVOICE_AUDIT_SIGNING_KEY is not set (audit checkpoints must "
+                            "be signed with the council's own key; `childvoice audit new-key`)")
         return problems
 
     def resolved_secret_key(self) -> str:
         if self.secret_key:
             return self.secret_key
+        return self._kept_secret("secret_key", lambda: secrets.token_urlsafe(48))
+
+    def _kept_secret(self, name: str, make: Callable[[], str]) -> str:
+        """A secret made once and kept, owner-only, in data_dir."""
         from app.storage.base import private_dir
 
         private_dir(self.data_dir)
-        key_file = self.data_dir / "secret_key"
+        key_file = self.data_dir / name
         if not key_file.exists():
             key_file.touch(mode=0o600)
-            key_file.write_text(secrets.token_urlsafe(48))
+            key_file.write_text(make())
         return key_file.read_text().strip()
 
 

@@ -1,11 +1,17 @@
 """Audit events: an append-only record of every read and write of a child's data.
 
 Never a name, note or media: only who, what, which child and object, when, from where.
+
+Events form one hash chain per child (and one, `council`, for events that name no child;
+`legacy` holds the single chain written before the cut-over). `seq` numbers a chain's
+events 1, 2, 3…; the chain's head row is what concurrent appenders to that chain lock,
+and nothing else. Checkpoints sign the heads, so events cut off a chain's end are found.
 """
 
 import uuid
 from datetime import datetime
 
+from sqlalchemy import Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from app.models.common import utc_field
@@ -13,7 +19,10 @@ from app.models.common import utc_field
 
 class AuditEvent(SQLModel, table=True):
     __tablename__ = "audit_events"
+    __table_args__ = (UniqueConstraint("chain", "seq", name="uq_audit_events_chain_seq"),)
     id: int | None = Field(default=None, primary_key=True)
+    chain: str = Field(max_length=40)
+    seq: int
     occurred_at: datetime = utc_field(default_now=True)
     actor_type: str = Field(max_length=16)  # staff | capture | system
     actor_id: uuid.UUID | None = None
@@ -27,6 +36,31 @@ class AuditEvent(SQLModel, table=True):
     request_id: str | None = Field(default=None, max_length=64)
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64, unique=True)
+
+
+class AuditChainHead(SQLModel, table=True):
+    """The newest event of one chain: appenders lock this row (only this chain's), and the
+    checkpoint writer signs what it says."""
+
+    __tablename__ = "audit_chain_heads"
+    chain: str = Field(max_length=40, primary_key=True)
+    seq: int
+    hash: str = Field(max_length=64)
+    # The seq the latest checkpoint holds for this chain: heads past it go in the next one.
+    checkpointed_seq: int = 0
+
+
+class AuditCheckpoint(SQLModel, table=True):
+    """A signed statement of chain heads (those that moved since the checkpoint before),
+    linked to that checkpoint by its digest. `payload` is the exact signed bytes (JSON)."""
+
+    __tablename__ = "audit_checkpoints"
+    id: int | None = Field(default=None, primary_key=True)
+    number: int = Field(unique=True)
+    created_at: datetime = utc_field(default_now=True)
+    key_id: str = Field(max_length=64)
+    payload: str = Field(sa_type=Text)
+    signature: str = Field(max_length=128)
 
 
 class AuditEventOut(SQLModel):

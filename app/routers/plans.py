@@ -2,10 +2,11 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, status
+from starlette.concurrency import run_in_threadpool
 
 from app.models.common import Page
 from app.models.plan import PlanOut, PlanVersionOut, PlanVersionSummary, SectionKey, SectionUpdate
-from app.routers.deps import Ctx, Paging
+from app.routers.deps import CallerDep, Ctx, Paging
 from app.services import plans
 
 router = APIRouter(tags=["my plan"])
@@ -20,8 +21,10 @@ def _latest(request: Request, latest: int | None) -> int:
 
 @router.get("/children/{child_id}/plan", response_model=PlanOut,
             summary="The child's My plan, with the latest of what they said")
-def get_plan(request: Request, child_id: uuid.UUID, ctx: Ctx, latest: Latest = None) -> PlanOut:
-    return plans.get_plan(ctx, child_id, _latest(request, latest))
+async def get_plan(request: Request, child_id: uuid.UUID, caller: CallerDep,
+                   latest: Latest = None) -> PlanOut:
+    count = _latest(request, latest)
+    return await run_in_threadpool(lambda: plans.get_plan(caller.context(), child_id, count))
 
 
 @router.put("/children/{child_id}/plan/sections/{key}", response_model=PlanOut,

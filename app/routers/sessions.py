@@ -2,11 +2,12 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Request, Response, status
+from starlette.concurrency import run_in_threadpool
 
 from app.models.capture import (ENTRY_EXAMPLES, EntryIn, EntryOut, SessionBoardsOut,
                                 SessionCreate, SessionDetail, SessionOut, SessionSummary)
 from app.models.common import Page
-from app.routers.deps import AppSettings, Ctx, Paging
+from app.routers.deps import AppSettings, CallerDep, Ctx, Paging
 from app.routers.etag import etag_response
 from app.services import capture
 
@@ -59,10 +60,11 @@ def session_entries(session_id: uuid.UUID, ctx: Ctx, page: Paging) -> dict:
              summary="Add what the child said (201), or get back the stored copy (200)",
              responses={200: {"model": EntryOut, "description": "Already stored: this "
                               "client_id was sent before; the stored entry is returned."}})
-def add_entry(session_id: uuid.UUID,
-              data: Annotated[EntryIn, Body(openapi_examples=ENTRY_EXAMPLES)],
-              ctx: Ctx, response: Response, settings: AppSettings) -> EntryOut:
-    entry, created = capture.add_entry(ctx, session_id, data, settings)
+async def add_entry(session_id: uuid.UUID,
+                    data: Annotated[EntryIn, Body(openapi_examples=ENTRY_EXAMPLES)],
+                    caller: CallerDep, response: Response, settings: AppSettings) -> EntryOut:
+    entry, created = await run_in_threadpool(
+        lambda: capture.add_entry(caller.context(), session_id, data, settings))
     if not created:
         response.status_code = status.HTTP_200_OK
     return entry

@@ -2,10 +2,11 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
+from starlette.concurrency import run_in_threadpool
 
 from app.core.observability import count_sync_results
 from app.models.sync import SyncBatch, SyncOut, SyncStateOut
-from app.routers.deps import AppSettings, Ctx, DeviceKey
+from app.routers.deps import AppSettings, CallerDep, Ctx, DeviceKey
 from app.services.sync import batch as sync
 
 router = APIRouter(tags=["offline sync"])
@@ -13,11 +14,12 @@ router = APIRouter(tags=["offline sync"])
 
 @router.post("/sync", response_model=SyncOut,
              summary="Send a batch from the tablet's queue; each item is answered in order")
-def sync_batch(batch: SyncBatch, ctx: Ctx, settings: AppSettings,
-               device_key: DeviceKey) -> Response:
+async def sync_batch(batch: SyncBatch, caller: CallerDep, settings: AppSettings,
+                     device_key: DeviceKey) -> Response:
     """Staff token of the device's worker plus `X-Device-Key`. Safe to resend any number of
     times: every item is stored once and answered `created`, `duplicate` or `rejected`."""
-    out = sync.apply_batch(ctx, settings, batch, device_key)
+    out = await run_in_threadpool(
+        lambda: sync.apply_batch(caller.context(), settings, batch, device_key))
     count_sync_results(result.status for result in out.results)
     # Serialised once, here: the answer to 500 items is built from models already checked.
     return Response(out.model_dump_json(), media_type="application/json")

@@ -10,7 +10,10 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import func, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, select
 
 from app.core.clock import utcnow
@@ -369,7 +372,8 @@ def _board_content(db: Session, session: CaptureSession, data: SymbolsEntryIn | 
                       field=["body", "board_id"])
     version: BoardVersion | None = (lookups.version(db, data.board_id, data.board_version)
                                     if lookups else
-                                    boards.get_version(db, data.board_id, data.board_version))
+                                    boards.cached_version(db, data.board_id,
+                                                          data.board_version))
     if version is None:
         raise Invalid(f"board {data.board_id} has no version {data.board_version}",
                       field=["body", "board_version"])
@@ -447,7 +451,7 @@ class Lookups:
 
     def version(self, db: Session, board_id: uuid.UUID, number: int) -> BoardVersion | None:
         if (board_id, number) not in self.versions:
-            self.versions[(board_id, number)] = boards.get_version(db, board_id, number)
+            self.versions[(board_id, number)] = boards.cached_version(db, board_id, number)
         return self.versions[(board_id, number)]
 
     def live_consents(self, db: Session, child_id: uuid.UUID) -> list:
@@ -515,23 +519,36 @@ def prepare_entry(ctx: Context, settings: Settings, session: CaptureSession, dat
     return entry, True, signals
 
 
+# Built once per dialect: a new entry, or nothing when its client_id is already stored
+# (a concurrent resend that got there first), in one statement and no savepoint.
+# (RETURNING, not rowcount: psycopg reports no row count for an INSERT.)
+_INSERT_ENTRY = {
+    "postgresql": pg_insert(VoiceEntry.__table__).on_conflict_do_nothing(
+        index_elements=["client_id"]).returning(VoiceEntry.__table__.c.id),
+    "sqlite": sqlite_insert(VoiceEntry.__table__).on_conflict_do_nothing(
+        index_elements=["client_id"]).returning(VoiceEntry.__table__.c.id),
+}
+
+
 def store_entry(ctx: Context, settings: Settings, session: CaptureSession, data: EntryIn,
                 **kw: Any) -> tuple[VoiceEntry, bool, Signals]:
-    """prepare_entry, then add a new entry (flushed, in a savepoint); a concurrent request
-    that stored the same client_id first makes this a resend. Neither raises the alert,
-    audits nor commits: the caller does, last."""
+    """prepare_entry, then insert a new entry; a concurrent request that stored the same
+    client_id first makes this a resend. Neither raises the alert, audits nor commits: the
+    caller does, last."""
     entry, new, signals = prepare_entry(ctx, settings, session, data, **kw)
     if not new:
         return entry, False, []
-    try:
-        with ctx.db.begin_nested():
-            ctx.db.add(entry)
-    except IntegrityError:
+    inserted = ctx.db.exec(_INSERT_ENTRY[ctx.db.get_bind().dialect.name],
+                           params=entry.model_dump()).first()
+    if inserted is None:
         # Another request stored the same client_id a moment ago.
         existing = _stored(ctx.db, data.client_id)
         if existing is None:
-            raise
+            raise Conflict("This entry could not be stored; send it again.")
         return _same_or_conflict(existing, session.id, entry.fingerprint), False, []
+    # The row is written: the session holds the entry from here as if it had loaded it.
+    make_transient_to_detached(entry)
+    ctx.db.add(entry)
     return entry, True, signals
 
 

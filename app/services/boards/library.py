@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import threading
 import uuid
 from datetime import datetime
 from typing import Any
@@ -197,6 +198,30 @@ def visible_board(ctx: Context, board_id: uuid.UUID) -> Board:
 def get_version(db: Session, board_id: uuid.UUID, version: int) -> BoardVersion | None:
     return db.exec(select(BoardVersion).where(BoardVersion.board_id == board_id,
                                               BoardVersion.version == version)).first()
+
+
+_VERSIONS: dict[tuple[uuid.UUID, int], BoardVersion] = {}
+_VERSIONS_MAX = 512
+_versions_lock = threading.Lock()
+
+
+def cached_version(db: Session, board_id: uuid.UUID, version: int) -> BoardVersion | None:
+    """A board version for reading only (shared by every request of this process): a
+    version never changes once written, so a copy is right in every process for as long
+    as it lives. A version not found is not remembered (it may be written next)."""
+    key = (board_id, version)
+    found = _VERSIONS.get(key)
+    if found is not None:
+        return found
+    row = get_version(db, board_id, version)
+    if row is None:
+        return None
+    detached = BoardVersion.model_validate(row.model_dump())
+    with _versions_lock:
+        if len(_VERSIONS) >= _VERSIONS_MAX:
+            _VERSIONS.pop(next(iter(_VERSIONS)))  # the oldest first
+        _VERSIONS[key] = detached
+    return detached
 
 
 def summaries(db: Session, boards: list[Board]) -> list[BoardSummary]:

@@ -31,11 +31,9 @@ import hashlib
 import logging
 import os
 import secrets
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -57,8 +55,8 @@ from app.models.capture import CaptureSession, EntryOut
 from app.models.sync import Device, SyncReceipt
 from app.models.upload import IncompleteUpload, Upload
 from app.services import access, audit
-from app.services.media import records as media, capture as media_capture
-from app.storage import MediaStore, make_store, staging_dir, sweep_staging
+from app.services.media import capture as media_capture
+from app.storage import MediaStore, make_store, staging_dir
 
 log = logging.getLogger("childvoice.uploads")
 
@@ -507,46 +505,3 @@ def cleanup(engine: Engine, settings: Settings) -> dict[str, int]:
                 counts["removed"] += len(stray)
         db.commit()
     return counts
-
-
-@dataclass
-class UploadCleaner:
-    """Each API process keeps the media root tidy itself, in a background thread (see
-    create_app's lifespan): every `upload_cleanup_seconds` it removes expired uploads'
-    bytes and what crashed processes left in this host's staging area (`sweep_staging`),
-    and every `media_sweep_seconds` the blobs no row names (`media.sweep`). All
-    coordination is in the database, the store and file locks, so every process may run
-    it."""
-
-    engine: Engine
-    settings: Settings
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-    _last_sweep: float | None = None
-
-    def run_once(self) -> None:
-        cleanup(self.engine, self.settings)
-        sweep_staging(self.settings.media_root)
-        due = self._last_sweep is None or \
-            time.monotonic() - self._last_sweep >= self.settings.media_sweep_seconds
-        if due and self.settings.media_sweep_seconds > 0:
-            with new_session(self.engine) as db:
-                media.sweep(db, make_store(self.settings), self.settings.media_root)
-            self._last_sweep = time.monotonic()
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="childvoice-uploads",
-                                        daemon=True)
-        self._thread.start()
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.settings.upload_cleanup_seconds):
-            try:
-                self.run_once()
-            except Exception as exc:  # noqa: BLE001 - keep the cleaner alive; log no content
-                log.error("upload cleanup failed: %s", type(exc).__name__)
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)

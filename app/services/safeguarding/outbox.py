@@ -1,34 +1,41 @@
 """The webhook outbox: notifications to the council's own systems, delivered at least once.
 
 A delivery row is written in the same transaction as the alert (or its escalation), so a
-notification is never lost to a crash between the two. Any number of processes may run
-the worker: each claims due rows with a short lease (`SELECT … FOR UPDATE SKIP LOCKED` on
-PostgreSQL; SQLite serialises writers), sends them outside any transaction, and records
-the outcome. A process that dies mid-send leaves a lease that runs out, and another
-process sends again: hence *at least once*; receivers de-duplicate on the delivery id.
+notification is never lost to a crash between the two. The background worker (see
+services/background.py) claims due rows with a lease (`SELECT … FOR UPDATE SKIP LOCKED`
+on PostgreSQL; SQLite serialises writers), escalations first, sends them outside any
+transaction, and records the outcome only while its lease still holds. The lease covers
+every send of the batch timing out, twice over, and no send starts with less than two
+timeouts of it left, so a slow receiver never lets a second worker send the same row at
+the same time. A worker that dies mid-send leaves a lease that runs out, and another
+sends again: hence *at least once*; receivers de-duplicate on the `webhook-id`.
 
-Signature (see docs/privacy.md for the council's IT):
+Signature: the Standard Webhooks scheme (https://www.standardwebhooks.com/), made with
+the `standardwebhooks` library, so the council's receiver can use any stock verifier:
 
-    X-Childvoice-Timestamp: <unix seconds>
-    X-Childvoice-Signature: v1=<hex HMAC-SHA256(secret, "<timestamp>." + body)>
+    webhook-id: <the delivery id, the same on every retry>
+    webhook-timestamp: <unix seconds of this attempt>
+    webhook-signature: v1,<base64 HMAC-SHA256(secret, "<id>.<timestamp>.<body>")>
 
 The body carries no child content: the event, the delivery id, the alert id and a link.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import base64
+import binascii
 import json
 import logging
 import urllib.error
 import urllib.request
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+from sqlalchemy import case, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
+from standardwebhooks import Webhook
 
 from app.core.clock import utcnow
 from app.core.config import Settings
@@ -37,15 +44,24 @@ from app.models.safeguarding import WebhookDelivery
 
 log = logging.getLogger("childvoice.outbox")
 
-SIGNATURE_HEADER = "X-Childvoice-Signature"
-TIMESTAMP_HEADER = "X-Childvoice-Timestamp"
-DELIVERY_HEADER = "X-Childvoice-Delivery"
-EVENT_HEADER = "X-Childvoice-Event"
+
+SECRET_PREFIX = "whsec_"
 
 
-def sign(secret: str, timestamp: str, body: bytes) -> str:
-    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
-    return "v1=" + mac.hexdigest()
+def signed_headers(secret: str, delivery_id: str, when: datetime, body: str) -> dict[str, str]:
+    """The Standard Webhooks headers for one attempt. Raises ValueError for a secret that is
+    not `whsec_` and the base64 of 24 to 64 bytes (the library itself would take almost any
+    text, and a receiver's stock verifier would then disagree)."""
+    try:
+        key = base64.b64decode(secret.removeprefix(SECRET_PREFIX), validate=True)
+    except binascii.Error:
+        key = b""
+    if not secret.startswith(SECRET_PREFIX) or not 24 <= len(key) <= 64:
+        raise ValueError("webhook_secret is not a Standard Webhooks secret (whsec_ and the "
+                         "base64 of 24 to 64 random bytes)")
+    signature = Webhook(secret).sign(delivery_id, when, body)
+    return {"webhook-id": delivery_id, "webhook-timestamp": str(int(when.timestamp())),
+            "webhook-signature": signature}
 
 
 def alert_link(settings: Settings, alert_id: uuid.UUID) -> str:
@@ -93,13 +109,15 @@ def _send(settings: Settings, delivery: WebhookDelivery) -> SendResult:
         return SendResult(False, error="webhook_url is not set")
     if not settings.webhook_secret:
         return SendResult(False, error="webhook_secret is not set; nothing is sent unsigned")
-    body = delivery.body.encode()
-    timestamp = str(int(utcnow().timestamp()))
-    request = urllib.request.Request(settings.webhook_url, data=body, method="POST", headers={
-        "Content-Type": "application/json", "User-Agent": "childvoice-webhook/1",
-        TIMESTAMP_HEADER: timestamp, SIGNATURE_HEADER: sign(settings.webhook_secret,
-                                                             timestamp, body),
-        DELIVERY_HEADER: str(delivery.id), EVENT_HEADER: delivery.event})
+    try:
+        signature = signed_headers(settings.webhook_secret, str(delivery.id), utcnow(),
+                                   delivery.body)
+    except ValueError as exc:
+        return SendResult(False, error=str(exc))
+    request = urllib.request.Request(
+        settings.webhook_url, data=delivery.body.encode(), method="POST",
+        headers={"Content-Type": "application/json", "User-Agent": "childvoice-webhook/1",
+                 **signature})
     try:
         with _opener.open(request, timeout=settings.webhook_timeout_seconds) as response:
             return SendResult(200 <= response.status < 300, response.status,
@@ -111,52 +129,82 @@ def _send(settings: Settings, delivery: WebhookDelivery) -> SendResult:
         return SendResult(False, None, f"{type(exc).__name__}: {reason}"[:300])
 
 
-def _claim(engine: Engine, settings: Settings, limit: int) -> list[WebhookDelivery]:
+def lease_seconds(settings: Settings) -> float:
+    """Long enough for every delivery of a batch to time out, twice over, plus a minute."""
+    return settings.outbox_batch_size * settings.webhook_timeout_seconds * 2 + 60
+
+
+def _claim(engine: Engine, settings: Settings) -> tuple[list[WebhookDelivery], datetime]:
     now = utcnow()
+    lease = now + timedelta(seconds=lease_seconds(settings))
     with new_session(engine) as db:
         stmt = (select(WebhookDelivery)
                 .where(WebhookDelivery.status == "pending",
                        WebhookDelivery.next_attempt_at <= now,
                        (WebhookDelivery.claimed_until.is_(None)) |
                        (WebhookDelivery.claimed_until < now))
-                .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id).limit(limit))
+                # Escalations first: an alert nobody has answered is the most urgent.
+                .order_by(case((WebhookDelivery.event == "alert.escalated", 0), else_=1),
+                          WebhookDelivery.next_attempt_at, WebhookDelivery.id)
+                .limit(settings.outbox_batch_size))
         if is_postgres(engine):
             stmt = stmt.with_for_update(skip_locked=True)
         claimed = list(db.exec(stmt))
         for delivery in claimed:
-            delivery.claimed_until = now + timedelta(seconds=settings.outbox_lease_seconds)
+            delivery.claimed_until = lease
             db.add(delivery)
         db.commit()
-        return claimed
+        return claimed, lease
 
 
-def deliver_due(engine: Engine, settings: Settings, limit: int = 50) -> dict[str, int]:
-    """Send every delivery that is due, once each; returns counts by outcome."""
+def _ours(delivery_id: uuid.UUID, lease: datetime):  # noqa: ANN202 - a where clause
+    return (WebhookDelivery.id == delivery_id, WebhookDelivery.status == "pending",
+            WebhookDelivery.claimed_until == lease)
+
+
+def deliver_due(engine: Engine, settings: Settings) -> dict[str, int]:
+    """Send one batch of what is due, once each; returns counts by outcome."""
     counts = {"delivered": 0, "retrying": 0, "failed": 0}
-    for delivery in _claim(engine, settings, limit):
+    claimed, lease = _claim(engine, settings)
+    margin = timedelta(seconds=2 * settings.webhook_timeout_seconds)
+    for n, delivery in enumerate(claimed):
+        if utcnow() + margin > lease:
+            # Not enough lease left to be sure no one else sends it meanwhile: hand the
+            # rest back for the next pass.
+            with new_session(engine) as db:
+                for rest in claimed[n:]:
+                    db.exec(update(WebhookDelivery).where(*_ours(rest.id, lease))
+                            .values(claimed_until=None))
+                db.commit()
+            break
         result = _send(settings, delivery)
-        now = utcnow()
-        with new_session(engine) as db:
-            row = db.get(WebhookDelivery, delivery.id)
-            if row is None or row.status != "pending":
-                continue
-            row.attempts += 1
-            row.last_attempt_at = now
-            row.last_status_code = result.status_code
-            row.last_error = result.error
-            row.url = settings.webhook_url
-            row.claimed_until = None
-            if result.ok:
-                row.status, row.delivered_at = "delivered", now
-                counts["delivered"] += 1
-            elif row.attempts >= settings.webhook_max_attempts:
-                row.status = "failed"
-                counts["failed"] += 1
-                log.warning("webhook delivery %s gave up after %d attempts", row.id,
-                            row.attempts)
-            else:
-                row.next_attempt_at = now + backoff(settings, row.attempts)
-                counts["retrying"] += 1
-            db.add(row)
-            db.commit()
+        _record_attempt(engine, settings, delivery, lease, result, counts)
     return counts
+
+
+def _record_attempt(engine: Engine, settings: Settings, delivery: WebhookDelivery,
+                    lease: datetime, result: "SendResult", counts: dict[str, int]) -> None:
+    now = utcnow()
+    with new_session(engine) as db:
+        row = db.exec(select(WebhookDelivery).where(*_ours(delivery.id, lease))).first()
+        if row is None:  # given up by an admin, or our lease ran out and was taken over
+            return
+        row.attempts += 1
+        row.last_attempt_at = now
+        row.last_status_code = result.status_code
+        row.last_error = result.error
+        row.url = settings.webhook_url
+        row.claimed_until = None
+        if result.ok:
+            row.status, row.delivered_at = "delivered", now
+            counts["delivered"] += 1
+        elif row.attempts >= settings.webhook_max_attempts:
+            row.status = "failed"
+            counts["failed"] += 1
+            log.warning("webhook delivery %s gave up after %d attempts", row.id,
+                        row.attempts)
+        else:
+            row.next_attempt_at = now + backoff(settings, row.attempts)
+            counts["retrying"] += 1
+        db.add(row)
+        db.commit()
