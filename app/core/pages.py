@@ -29,8 +29,12 @@ environment = Environment(
 def render(request: Request, template: str, context: dict[str, Any],
            status_code: int = 200) -> HTMLResponse:
     """Render `template` with `context` (plus the request, for links) as an HTML page."""
-    body = environment.get_template(template).render(request=request, **context)
-    return HTMLResponse(body, status_code=status_code)
+    return HTMLResponse(render_text(request, template, context), status_code=status_code)
+
+
+def render_text(request: Request | None, template: str, context: dict[str, Any]) -> str:
+    """The page as text (for a PDF, or a file in an export)."""
+    return environment.get_template(template).render(request=request, **context)
 
 
 def wants_html(request: Request) -> bool:
