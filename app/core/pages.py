@@ -40,8 +40,12 @@ def render_text(request: Request | None, template: str, context: dict[str, Any])
 def wants_html(request: Request) -> bool:
     """True when the caller prefers a page to JSON (a browser's Accept header)."""
     accept = request.headers.get("accept", "")
+    # Only an explicit text/html counts: `*/*` (curl, HTTP libraries) keeps the JSON, and so
+    # does a tie between text/html and application/json.
+    if "text/html" not in accept.lower():
+        return False
     best_html = _quality(accept, "text/html")
-    return best_html > 0 and best_html >= _quality(accept, "application/json")
+    return best_html > 0 and best_html > _quality(accept, "application/json")
 
 
 def _quality(accept: str, media_type: str) -> float:
