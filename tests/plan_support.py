@@ -35,8 +35,8 @@ def build(world: World, app, *, share_family: bool = True) -> PlanWorld:  # noqa
     things = _starter_board(world, {"music", "tv", "cooking"})
     # A personal board with a photo of the child's own (its picture is the child's data).
     r = world.worker.post(f"/children/{world.child_id}/board-photos",
-                          files={"file": ("nan.jpg", sample("photo_gps_rotated.jpg"),
-                                          "image/jpeg")})
+                          files={"file": ("nan.png", sample("drawing.png"),
+                                          "image/png")})
     assert r.status_code == 201, r.text
     image = r.json()["image"] | {"id": "nan-photo"}
     r = world.worker.post(f"/children/{world.child_id}/boards", json={

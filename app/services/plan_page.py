@@ -52,6 +52,8 @@ class FileRef:
     version: int | None = None
     image_id: str | None = None
     path: str | None = None           # static: under /static
+    label: str | None = None          # what it shows, in words (names files in an export)
+    day: str | None = None            # the date it was captured, YYYY-MM-DD (media)
 
 
 class Links(Protocol):
@@ -270,9 +272,11 @@ class _Lookups:
 
 
 class _Shaper:
-    def __init__(self, db: Session, entries: list[EntryOut], links: Links) -> None:
+    def __init__(self, db: Session, entries: list[EntryOut], links: Links,
+                 full_photos: bool = False) -> None:
         self.look = _Lookups(db, entries)
         self.links = links
+        self.full_photos = full_photos
         self.credits: dict[tuple, Credit] = {}
         self.files: dict[str, FileRef] = {}
 
@@ -280,9 +284,9 @@ class _Shaper:
         self.files[ref.path if ref.kind == "static" else ref.sha256] = ref
         return self.links.url(ref)
 
-    def static(self, path: str) -> str:
+    def static(self, path: str, label: str | None = None) -> str:
         return self._file(FileRef(kind="static", sha256="", content_type="image/png",
-                                  path=path))
+                                  path=path, label=label))
 
     def _credit(self, licence: dict, label: str) -> None:
         key = tuple(licence.get(k) for k in ("type", "author_name", "author_url",
@@ -312,7 +316,7 @@ class _Shaper:
         self._credit(normalise_license(image.get("license")), shown)
         ref = FileRef(kind="board", sha256=asset.sha256, content_type=asset.content_type,
                       board_id=entry.board_id, version=entry.board_version,
-                      image_id=image["id"])
+                      image_id=image["id"], label=shown)
         return Picture(label=shown, alt=shown, src=self._file(ref), ref=ref)
 
     def entry(self, entry: EntryOut) -> VoiceView:
@@ -332,20 +336,25 @@ class _Shaper:
                 key = value.strip().lower()
                 view.mat.append(MatColumn(
                     title=MAT_TITLES.get(key, value) if yours else value, value=value,
-                    icon=self.static(MAT_ICONS[key]) if key in MAT_ICONS else None,
+                    icon=self.static(MAT_ICONS[key], key) if key in MAT_ICONS else None,
                     pictures=[self.picture(entry, p.button_id, p.label)
                               for p in entry.placements or [] if p.scale_value == value]))
         elif entry.kind in ("observation", "text"):
             view.text = entry.text
         for item in entry.media:
             files = self.look.files.get(item.id, {})
+            day = entry.captured_at.astimezone(timezone.utc).date().isoformat()
             if item.kind == "photo":
-                chosen = files.get("thumbnail") or files.get("display") or files.get("stored")
-                which = "thumbnail" if "thumbnail" in files else "main"
-                if chosen is None:
+                roles = ("display", "stored") if self.full_photos else \
+                    ("thumbnail", "display", "stored")
+                role = next((r for r in roles if r in files), None)
+                if role is None:
                     continue
+                chosen = files[role]
                 ref = FileRef(kind="media", sha256=chosen.sha256,
-                              content_type=chosen.content_type, media_id=item.id, which=which)
+                              content_type=chosen.content_type, media_id=item.id,
+                              which="thumbnail" if role == "thumbnail" else "main",
+                              label="photo", day=day)
                 words = item.caption or ("A photo you took" if yours else "A photo")
                 view.photos.append(Picture(label=item.caption, alt=words, src=self._file(ref),
                                            ref=ref))
@@ -353,7 +362,7 @@ class _Shaper:
                 chosen = files["playback"]
                 ref = FileRef(kind="media", sha256=chosen.sha256,
                               content_type=chosen.content_type, media_id=item.id,
-                              which="playback")
+                              which="playback", label="recording", day=day)
                 view.recordings.append(Recording(src=self._file(ref),
                                                  content_type=chosen.content_type,
                                                  duration=_duration(item.duration_s)))
@@ -369,12 +378,15 @@ class _Shaper:
         return list(self.credits.values())
 
 
-def entry_views(db: Session, entries: list[EntryOut], links: Links,
-                ) -> tuple[list[VoiceView], list[Credit]]:
+def entry_views(db: Session, entries: list[EntryOut], links: Links, *,
+                full_photos: bool = False) -> tuple[list[VoiceView], list[Credit]]:
     """Entries as the pages show them (for the handover and timeline too), and the credits
-    their pictures need."""
-    shaper = _Shaper(db, entries, links)
-    return [shaper.entry(e) for e in entries], shaper.credit_list()
+    their pictures need (the OpenMoji pictures on a mat's columns included). Photos are
+    their thumbnails unless `full_photos`."""
+    shaper = _Shaper(db, entries, links, full_photos)
+    views = [shaper.entry(e) for e in entries]
+    uses_own = any(column.icon for view in views for column in view.mat)
+    return views, shaper.credit_list() + ([OWN_PICTURES_CREDIT] if uses_own else [])
 
 
 # --- the plan page ---------------------------------------------------------------------
