@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from tests.browser import (DESKTOP, PHONE, assert_accessible, assert_fits, browser,  # noqa: F401
-                           images_loaded, live_url, new_page, page, screenshot, sign_in_page)
+                           images_loaded, live_url, new_page, screenshot, sign_in_page)
 from tests.plan_support import PlanWorld, build
 from tests.support import World
 

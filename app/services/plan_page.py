@@ -99,7 +99,6 @@ class Picture:
     label: str | None
     alt: str
     src: str | None = None        # None: a word card, no picture to show
-    ref: FileRef | None = None
 
 
 @dataclass
@@ -173,7 +172,6 @@ class PlanPage:
     credits: list[Credit]
     symbol_size: str
     labels_shown: bool
-    files: list[FileRef]
 
 
 SECTION_ICONS = {"about_me": "plan/1f9d2.png", "important_to_me": "plan/1f9f8.png",
@@ -278,14 +276,9 @@ class _Shaper:
         self.links = links
         self.full_photos = full_photos
         self.credits: dict[tuple, Credit] = {}
-        self.files: dict[str, FileRef] = {}
-
-    def _file(self, ref: FileRef) -> str:
-        self.files[ref.path if ref.kind == "static" else ref.sha256] = ref
-        return self.links.url(ref)
 
     def static(self, path: str, label: str | None = None) -> str:
-        return self._file(FileRef(kind="static", sha256="", content_type="image/png",
+        return self.links.url(FileRef(kind="static", sha256="", content_type="image/png",
                                   path=path, label=label))
 
     def _credit(self, licence: dict, label: str) -> None:
@@ -317,7 +310,7 @@ class _Shaper:
         ref = FileRef(kind="board", sha256=asset.sha256, content_type=asset.content_type,
                       board_id=entry.board_id, version=entry.board_version,
                       image_id=image["id"], label=shown)
-        return Picture(label=shown, alt=shown, src=self._file(ref), ref=ref)
+        return Picture(label=shown, alt=shown, src=self.links.url(ref))
 
     def entry(self, entry: EntryOut) -> VoiceView:
         voice, said_by = _said_by(entry, self.look.consents)
@@ -356,14 +349,14 @@ class _Shaper:
                               which="thumbnail" if role == "thumbnail" else "main",
                               label="photo", day=day)
                 words = item.caption or ("A photo you took" if yours else "A photo")
-                view.photos.append(Picture(label=item.caption, alt=words, src=self._file(ref),
-                                           ref=ref))
+                view.photos.append(Picture(label=item.caption, alt=words,
+                                           src=self.links.url(ref)))
             elif item.kind == "audio" and "playback" in files:
                 chosen = files["playback"]
                 ref = FileRef(kind="media", sha256=chosen.sha256,
                               content_type=chosen.content_type, media_id=item.id,
                               which="playback", label="recording", day=day)
-                view.recordings.append(Recording(src=self._file(ref),
+                view.recordings.append(Recording(src=self.links.url(ref),
                                                  content_type=chosen.content_type,
                                                  duration=_duration(item.duration_s)))
         if entry.kind == "photo" and view.photos:
@@ -410,8 +403,7 @@ def _page(db: Session, child: Child, plan: PlanOut, links: Links, version: int |
                     dated=dated, sections=sections, latest=latest_views,
                     credits=shaper.credit_list() + [OWN_PICTURES_CREDIT],
                     symbol_size=str(preferences.get("symbol_size", "large")),
-                    labels_shown=bool(preferences.get("labels_shown", True)),
-                    files=list(shaper.files.values()))
+                    labels_shown=bool(preferences.get("labels_shown", True)))
 
 
 def plan_page(ctx: Context, child_id: uuid.UUID, latest: int, links: Links,

@@ -24,7 +24,7 @@ BASE_URL = "https://childvoice.invalid/"
 
 class _Fetcher(URLFetcher):
     def __init__(self, store: MediaStore, files: PdfFiles) -> None:
-        super().__init__(allowed_protocols={"childvoice-file", "https"})
+        super().__init__()
         self.store, self.files = store, files
 
     def fetch(self, url: str, headers: dict | None = None) -> URLFetcherResponse:
