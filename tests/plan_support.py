@@ -5,9 +5,13 @@ version, and one entry whose consent was withdrawn (it must never show)."""
 
 from __future__ import annotations
 
+import io
+import random
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+
+from PIL import Image
 
 from app.core.db import new_session
 from app.services.boards.starter import install_starter
@@ -93,7 +97,7 @@ def build(world: World, app, *, share_family: bool = True) -> PlanWorld:  # noqa
         world.worker)
     add("report", {"kind": "text", "source": "parent_or_carer_report",
                    "text": "Sleeps better after swimming."}, world.worker)
-    r = upload(tablet, session["id"], sample("photo_gps_rotated.jpg"), "photo",
+    r = upload(tablet, session["id"], _unique_photo(), "photo",
                "swings.jpg", form("photo", caption="The swings", prompt="Show me a place"))
     assert r.status_code == 201, r.text
     entries["photo"] = r.json()
@@ -129,3 +133,13 @@ def _starter_board(world: World, buttons: set[str]) -> dict:
         if buttons <= {b["id"] for b in board["buttons"]} and board["images"]:
             return board
     raise AssertionError(f"the starter library has no board with {sorted(buttons)}")
+
+
+def _unique_photo() -> bytes:
+    """A photo of its own (the media store is shared by the whole run, and other tests
+    count the blobs their sample photos add)."""
+    picture = Image.new("RGB", (640, 480), (70, 120, 200))
+    picture.paste((random.randrange(256), 90, 40), (40, 200, 200, 360))
+    out = io.BytesIO()
+    picture.save(out, "JPEG", quality=90)
+    return out.getvalue()
