@@ -11,12 +11,20 @@ from __future__ import annotations
 
 import hashlib
 
-from weasyprint import HTML
-from weasyprint.urls import URLFetcher, URLFetcherResponse
+from PIL import ImageFile
 
-from app.core.pages import STATIC_DIR
-from app.services.plan_page import PdfFiles
-from app.storage import MediaStore
+_LOAD_TRUNCATED = ImageFile.LOAD_TRUNCATED_IMAGES
+from weasyprint import HTML  # noqa: E402
+from weasyprint.urls import URLFetcher, URLFetcherResponse  # noqa: E402
+
+# Importing WeasyPrint turns on Pillow's LOAD_TRUNCATED_IMAGES for the whole process; the
+# photo checks (services/media/photos.py) rely on a truncated upload failing to load, so
+# it is put back. The PDF only embeds files the media pipeline already checked.
+ImageFile.LOAD_TRUNCATED_IMAGES = _LOAD_TRUNCATED
+
+from app.core.pages import STATIC_DIR  # noqa: E402
+from app.services.plan_page import PdfFiles  # noqa: E402
+from app.storage import MediaStore  # noqa: E402
 
 # The base the page's relative links resolve against; never fetched (see _Fetcher).
 BASE_URL = "https://childvoice.invalid/"
