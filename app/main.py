@@ -19,10 +19,11 @@ from app.core.observability import AccessLogMiddleware
 from app.core.pages import STATIC_DIR, TABLET_DIR
 from app.core.security import PasswordHashing, StaffTokens
 from app.routers import (admin, alerts, audit_trail, auth, boards, children, consents,
-                         devices, entries, exports, health, media, plans, reports, sessions,
-                         signin, staff, sync, uploads)
-from app.services.media.capture import MediaJobs
+                         devices, entries, exports, health, media, plan_pages, plans, reports,
+                         sessions, signin, staff, sync, uploads)
 from app.services.background import BackgroundWorker
+from app.services.media.capture import MediaJobs
+from app.services.media.signed import SignedUrls
 from app.services.staff import bootstrap_admin
 from app.storage import make_store
 
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.tokens = StaffTokens(settings)
     app.state.media_store = make_store(settings)
     app.state.media_jobs = MediaJobs(settings.media_jobs)
+    app.state.signed_urls = SignedUrls(settings.resolved_secret_key(), settings.signed_url_seconds)
 
     install_error_handlers(app)
     # Added first, so it runs inside RequestContextMiddleware: its answer to an unhandled
@@ -86,8 +88,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(signin.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.mount("/tablet", StaticFiles(directory=TABLET_DIR, html=True), name="tablet")
-    for module in (auth, staff, children, consents, boards, sessions, entries, plans, media,
-                   alerts, audit_trail, exports, admin, devices, sync, uploads, reports):
+    # plan_pages before plans: its `/plan/versions/{n}.html` must not be read as a version.
+    for module in (auth, staff, children, consents, boards, sessions, entries, plan_pages,
+                   plans, media, alerts, audit_trail, exports, admin, devices, sync, uploads,
+                   reports):
         app.include_router(module.router, prefix=API_PREFIX)
     if settings.bench_endpoints:
         app.include_router(media.bench_router, prefix=API_PREFIX)

@@ -92,7 +92,8 @@ def new_page(browser, live_url: str, viewport: dict | None = None, **context_opt
 
     def guard(route) -> None:  # noqa: ANN001
         url = urlsplit(route.request.url)
-        if url.scheme in ("data", "blob") or url.netloc == own:
+        # file: is a page opened from disk (an export's folder), never another site.
+        if url.scheme in ("data", "blob", "file") or url.netloc == own:
             route.continue_()
         else:
             strangers.append(route.request.url)

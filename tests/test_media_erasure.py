@@ -8,6 +8,7 @@ import io
 import uuid
 import zipfile
 from datetime import datetime, timedelta, timezone
+from urllib.parse import quote
 
 import pytest
 from sqlalchemy import text
@@ -125,12 +126,12 @@ def test_the_family_export_carries_the_clean_media(world: World, app) -> None:  
     r = world.manager.get(f"/children/{world.child_id}/export")
     assert r.status_code == 200
     archive = zipfile.ZipFile(io.BytesIO(r.content))
-    name = f"media/{entry['id']}-{media['id']}.jpg"
+    name = f"media/{entry['captured_at'][:10]} photo 1.jpg"  # named in words
     assert name in archive.namelist()
     data = archive.read(name)
     served = world.worker.get(media["url"].removeprefix("/api/v1")).content
     assert data == served and b"Exif" not in data[:4096]
-    assert name in archive.read("index.html").decode()
+    assert quote(name) in archive.read("index.html").decode()
 
 
 def _personal_board_with(world: World, data: bytes) -> dict:

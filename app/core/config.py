@@ -196,6 +196,9 @@ class Settings(BaseSettings):
     board_sound_max_bytes: int = 10 * 1024 * 1024
     board_sound_max_seconds: float = 120                 # a button's sound, not a recording
     plan_latest_default: int = 10
+    signed_url_seconds: int = Field(default=300, ge=10, le=86400, description="How long "
+                                    "the signed links a page puts on its pictures and "
+                                    "recordings work (they are made afresh with each page).")
     plan_latest_max: int = 50
 
     # Handover, timeline and the voice report (see README, "Reading what children said").

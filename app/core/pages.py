@@ -34,14 +34,22 @@ environment = Environment(
 def render(request: Request, template: str, context: dict[str, Any],
            status_code: int = 200) -> HTMLResponse:
     """Render `template` with `context` (plus the request, for links) as an HTML page."""
-    body = environment.get_template(template).render(request=request, **context)
-    return HTMLResponse(body, status_code=status_code)
+    return HTMLResponse(render_text(request, template, context), status_code=status_code)
+
+
+def render_text(request: Request | None, template: str, context: dict[str, Any]) -> str:
+    """The page as text (for a PDF, or a file in an export)."""
+    return environment.get_template(template).render(request=request, **context)
 
 
 def wants_html(request: Request) -> bool:
     """True when the caller prefers a page to JSON (a browser's Accept header). A caller
     that takes anything (`*/*`, as curl and HTTP libraries send) gets JSON."""
     accept = request.headers.get("accept", "")
+    # Only an explicit text/html counts: `*/*` (curl, HTTP libraries) keeps the JSON, and so
+    # does a tie between text/html and application/json.
+    if "text/html" not in accept.lower():
+        return False
     best_html = _quality(accept, "text/html")
     return best_html > 0 and best_html > _quality(accept, "application/json")
 

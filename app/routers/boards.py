@@ -207,7 +207,7 @@ def board_attribution(board_id: uuid.UUID, ctx: Ctx,
     return board_export.attribution(ctx, board_id, version)
 
 
-def _asset(ctx: Ctx, request: Request, board_id: uuid.UUID, version: int, kind: str,
+def serve_board_asset(ctx: Ctx, request: Request, board_id: uuid.UUID, version: int, kind: str,
            item_id: str) -> StreamingResponse:
     store = request.app.state.media_store
     asset = boards.open_board_asset(ctx, store, board_id, version, kind, item_id)
@@ -226,7 +226,7 @@ def _asset(ctx: Ctx, request: Request, board_id: uuid.UUID, version: int, kind: 
 def board_image(board_id: uuid.UUID, version: Annotated[int, Path(ge=1)],
                 image_id: Annotated[str, Path(max_length=100)], ctx: Ctx,
                 request: Request) -> StreamingResponse:
-    return _asset(ctx, request, board_id, version, "images", image_id)
+    return serve_board_asset(ctx, request, board_id, version, "images", image_id)
 
 
 @router.get("/boards/{board_id}/versions/{version}/sounds/{sound_id}",
@@ -235,4 +235,4 @@ def board_image(board_id: uuid.UUID, version: Annotated[int, Path(ge=1)],
 def board_sound(board_id: uuid.UUID, version: Annotated[int, Path(ge=1)],
                 sound_id: Annotated[str, Path(max_length=100)], ctx: Ctx,
                 request: Request) -> StreamingResponse:
-    return _asset(ctx, request, board_id, version, "sounds", sound_id)
+    return serve_board_asset(ctx, request, board_id, version, "sounds", sound_id)

@@ -14,7 +14,7 @@ request instead of three and two.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -152,7 +152,24 @@ async def get_anonymous_context(request: Request,
                    request_id=getattr(request.state, "request_id", None))
 
 
+def context_in_thread(request: Request, db: Session, staff_token: str | None,
+                      bearer: HTTPAuthorizationCredentials | None) -> Callable[[], Context]:
+    """For an async endpoint that answers JSON or a page: how to look the caller up in the
+    endpoint's own thread hop (a page's caller by the cookie, an API caller by the bearer
+    token; a missing token is a 401 at once)."""
+    if wants_html(request):
+        return lambda: get_page_context(request, db, staff_token)
+    token = _required(staff_token or (bearer.credentials if bearer else None))
+    return Caller(db=db, tokens=request.app.state.tokens, token=token,
+                  client_ip=request.client.host if request.client else None,
+                  user_agent=request.headers.get("user-agent"),
+                  request_id=getattr(request.state, "request_id", None)).context
+
+
 Ctx = Annotated[Context, Depends(get_context)]
+Db = Annotated[Session, Depends(get_db)]
+StaffToken = Annotated[str | None, Depends(_oauth2)]
+BearerToken = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 CallerDep = Annotated[Caller, Depends(get_caller)]
 PageCtx = Annotated[Context, Depends(get_page_context)]
 NegotiatedCtx = Annotated[Context, Depends(get_negotiated_context)]

@@ -2,7 +2,9 @@ import re
 import time
 import uuid
 
-from fastapi import APIRouter, Request, Response, status
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -11,9 +13,11 @@ from app.core.multipart import receive_multipart, receive_raw
 from app.models.capture import EntryOut
 from app.models.erasure import MediaErasureOut
 from app.models.media import MediaErase, MediaUploadIn
-from app.routers.deps import AppSettings, Ctx
+from app.core.context import Context
+from app.routers.boards import serve_board_asset
+from app.routers.deps import AppSettings, Ctx, get_db
 from app.services import capture
-from app.services.media import records as media, capture as media_capture
+from app.services.media import records as media, capture as media_capture, signed
 from app.storage import staging_dir
 
 router = APIRouter(tags=["media"])
@@ -180,6 +184,55 @@ def get_thumbnail(media_id: uuid.UUID, request: Request, ctx: Ctx) -> Response:
             summary="A recording's playback copy (AAC in M4A; every browser plays it)")
 def get_playback(media_id: uuid.UUID, request: Request, ctx: Ctx) -> Response:
     return _serve(request, ctx, media_id, "playback")
+
+
+class _SignedQuery:
+    """The signature part of a signed URL (see services/media/signed.py)."""
+
+    def __init__(self, viewer: Annotated[uuid.UUID, Query(description="Who the link was "
+                                                          "made for.")],
+                 expires: Annotated[int, Query(ge=0, le=2 ** 40, description="Seconds since "
+                                               "the epoch.")],
+                 signature: Annotated[str, Query(min_length=1, max_length=100)]) -> None:
+        self.signature = signed.Signature(viewer, expires, signature)
+
+
+def _signed_context(request: Request, db, resource: str, query: _SignedQuery) -> Context:  # noqa: ANN001
+    actor = request.app.state.signed_urls.viewer(db, resource, query.signature)
+    db.commit()
+    return Context(db=db, actor=actor, client_ip=request.client.host if request.client else None,
+                   user_agent=request.headers.get("user-agent"),
+                   request_id=getattr(request.state, "request_id", None))
+
+
+Which = Annotated[str, Path(pattern="^(main|thumbnail|playback)$")]
+
+
+@router.get("/signed/media/{media_id}/{which}", response_class=StreamingResponse,
+            responses={**_SERVE_RESPONSES, 403: {"description": "The link was changed, is "
+                                                 "for another file, or has expired."}},
+            summary="A photo or recording through a short-lived signed link (for pages)")
+def get_signed_media(media_id: uuid.UUID, which: Which, request: Request,
+                     query: Annotated[_SignedQuery, Depends()], db=Depends(get_db)) -> Response:  # noqa: ANN001
+    """What `/media/{id}`, `/thumbnail` or `/playback` serve, for the viewer the link was
+    made for, while it lasts and while they may still see the child; audited as theirs."""
+    ctx = _signed_context(request, db, signed.media_resource(media_id, which), query)
+    return _serve(request, ctx, media_id, which)
+
+
+@router.get("/signed/boards/{board_id}/versions/{version}/images/{image_id}",
+            response_class=StreamingResponse,
+            responses={200: {"content": {"image/png": {}, "image/jpeg": {}}},
+                       403: {"description": "The link was changed, is for another image, "
+                             "or has expired."}},
+            summary="A board version's image through a short-lived signed link (for pages)")
+def get_signed_board_image(board_id: uuid.UUID, version: Annotated[int, Path(ge=1)],
+                           image_id: Annotated[str, Path(max_length=100)], request: Request,
+                           query: Annotated[_SignedQuery, Depends()],
+                           db=Depends(get_db)) -> Response:  # noqa: ANN001
+    ctx = _signed_context(request, db, signed.board_image_resource(board_id, version, image_id),
+                          query)
+    return serve_board_asset(ctx, request, board_id, version, "images", image_id)
 
 
 @router.post("/media/{media_id}/erase", response_model=MediaErasureOut,

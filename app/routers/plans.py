@@ -1,37 +1,40 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, status
+from fastapi import APIRouter, Path, Request, status
 from starlette.concurrency import run_in_threadpool
 
+from app.core.pages import wants_html
 from app.models.common import Page
 from app.models.plan import PlanOut, PlanVersionOut, PlanVersionSummary, SectionKey, SectionUpdate
-from app.routers.deps import CallerDep, Ctx, Paging
+from app.routers.deps import BearerToken, Ctx, Db, NegotiatedCtx, Paging, StaffToken, \
+    context_in_thread
+from app.routers.plan_pages import Latest, latest_count, page
 from app.services import plans
 
 router = APIRouter(tags=["my plan"])
 
-Latest = Annotated[int | None, Query(ge=1, le=50, description="How many of the newest entries "
-                                     "to show as the latest voice (default 10).")]
+_PAGE = {200: {"content": {"text/html": {}}, "description": "With `Accept: text/html`: "
+              "the page (as `.html`)."}}
 
 
-def _latest(request: Request, latest: int | None) -> int:
-    return latest or request.app.state.settings.plan_latest_default
-
-
-@router.get("/children/{child_id}/plan", response_model=PlanOut,
+@router.get("/children/{child_id}/plan", response_model=PlanOut, responses=_PAGE,
             summary="The child's My plan, with the latest of what they said")
-async def get_plan(request: Request, child_id: uuid.UUID, caller: CallerDep,
-                   latest: Latest = None) -> PlanOut:
-    count = _latest(request, latest)
-    return await run_in_threadpool(lambda: plans.get_plan(caller.context(), child_id, count))
+async def get_plan(request: Request, child_id: uuid.UUID, db: Db, staff_token: StaffToken,
+                   bearer: BearerToken, latest: Latest = None) -> PlanOut:
+    # A hot path: the caller is looked up in the same thread hop as the plan is read.
+    context = context_in_thread(request, db, staff_token, bearer)
+    if wants_html(request):
+        return await run_in_threadpool(lambda: page(request, context(), child_id, latest))
+    count = latest_count(request, latest)
+    return await run_in_threadpool(lambda: plans.get_plan(context(), child_id, count))
 
 
 @router.put("/children/{child_id}/plan/sections/{key}", response_model=PlanOut,
             summary="Write a section and pin entries into it (allocated worker)")
 def update_section(request: Request, child_id: uuid.UUID, key: SectionKey, data: SectionUpdate,
                    ctx: Ctx, latest: Latest = None) -> PlanOut:
-    return plans.update_section(ctx, child_id, key, data, _latest(request, latest))
+    return plans.update_section(ctx, child_id, key, data, latest_count(request, latest))
 
 
 @router.post("/children/{child_id}/plan/versions", response_model=PlanVersionOut,
@@ -39,7 +42,7 @@ def update_section(request: Request, child_id: uuid.UUID, key: SectionKey, data:
              summary="Publish the plan as it reads now, as an unchangeable version")
 def publish(request: Request, child_id: uuid.UUID, ctx: Ctx,
             latest: Latest = None) -> PlanVersionOut:
-    return plans.publish(ctx, child_id, _latest(request, latest))
+    return plans.publish(ctx, child_id, latest_count(request, latest))
 
 
 @router.get("/children/{child_id}/plan/versions", response_model=Page[PlanVersionSummary],
@@ -49,7 +52,9 @@ def list_versions(child_id: uuid.UUID, ctx: Ctx, page: Paging) -> dict:
 
 
 @router.get("/children/{child_id}/plan/versions/{version}", response_model=PlanVersionOut,
-            summary="One published version of the plan")
-def get_version(child_id: uuid.UUID, version: Annotated[int, Path(ge=1)],
-                ctx: Ctx) -> PlanVersionOut:
+            responses=_PAGE, summary="One published version of the plan")
+def get_version(request: Request, child_id: uuid.UUID, version: Annotated[int, Path(ge=1)],
+                ctx: NegotiatedCtx) -> PlanVersionOut:
+    if wants_html(request):
+        return page(request, ctx, child_id, None, version)
     return plans.get_version(ctx, child_id, version)

@@ -165,10 +165,14 @@ def list_versions(ctx: Context, child_id: uuid.UUID, limit: int, cursor: str | N
     return page
 
 
+def version_row(db: Session, child_id: uuid.UUID, number: int) -> PlanVersion | None:
+    return db.exec(select(PlanVersion).where(PlanVersion.child_id == child_id,
+                                             PlanVersion.version == number)).first()
+
+
 def get_version(ctx: Context, child_id: uuid.UUID, number: int) -> PlanVersionOut:
     child = access.child_for(ctx, child_id, Need.read)
-    version = ctx.db.exec(select(PlanVersion).where(PlanVersion.child_id == child.id,
-                                                    PlanVersion.version == number)).first()
+    version = version_row(ctx.db, child.id, number)
     if version is None:
         raise NotFound(f"This plan has no published version {number}.")
     audit.record(ctx, "plan.version.read", child_id=child.id, object_type="plan_version",

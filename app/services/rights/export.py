@@ -1,19 +1,27 @@
 """Subject access export: a zip a family can open, and another AAC system can read.
 
-    index.html          an accessible page (no script) listing everything in the folder
+    index.html          a page written to the child (no script, reads on a phone): what
+                        they said, with the pictures they chose, their photos and their
+                        recordings playing from the folder; what was kept back; consents;
+                        the plan; the files
     entries.json        what the child said, as the API shapes it; withheld items listed
     consents.json       every consent recorded for the child
     plan-versions.json  every published version of My plan
     symbols.obl         the child's symbol choices as Open Board Logging (open-board-log-0.1)
-    media/…             the photos and recordings of the included entries (clean copies:
-                        no EXIF, GPS or container metadata), named <entry id>-<media id>
+    media/…             the photos (clean copies: no EXIF or GPS) and recordings (the
+                        playback copy, AAC in M4A, which every browser plays) of the included
+                        entries, named in words: `2026-11-30 photo 1.jpg`
+    pictures/…          the symbols as the child saw them (`happy.png`), and the mat's
+                        column pictures
 
 It is family-facing: an entry is in it only while the consent it was made under covers
 `share_family` (withdrawn: out at once), and an entry with other people in it is listed
 but withheld until a worker clears it. An entry that raised a safeguarding alert is left
 out altogether (not even listed): handing it to the family could warn the very person
 the child was telling us about; the manager decides about it outside the export. The
-statutory record itself is unchanged.
+manager is told everything that was left out and why (`left_out`, served beside the zip),
+and the page says "Nothing was kept back" only when nothing was. The statutory record
+itself is unchanged.
 
 The data is gathered, and the export audited, inside the request; the zip is then
 streamed member by member, so media files never have to sit in memory.
@@ -21,21 +29,23 @@ streamed member by member, so media files never have to sit in memory.
 
 from __future__ import annotations
 
-import html
 import io
 import json
+import re
 import uuid
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import quote
 
 from sqlmodel import Session, select
 
 from app.core.clock import utcnow
 from app.core.context import Context
+from app.core.pages import STATIC_DIR, render_text
 from app.models.capture import CaptureSession, EntryOut, VoiceEntry
 from app.models.child import Child
 from app.models.consent import Consent
@@ -45,6 +55,7 @@ from app.services import access, audit, consent
 from app.services.access import Need
 from app.services.capture import entries_out
 from app.services.media.records import file_extension
+from app.services.plan_page import FileRef, entry_views, long_date, sentences
 from app.services.plans import version_view
 from app.storage import MediaStore
 
@@ -53,6 +64,18 @@ OBL_FORMAT = "open-board-log-0.1"
 WITHHELD_REASONS = {
     "other_people_not_cleared": "Other people appear or are heard in it. A worker can "
                                 "check it and clear it for sharing.",
+}
+# Why an entry is not in the family's export, as the manager is told (never the family).
+LEFT_OUT_REASONS = {
+    "safeguarding_alert": "It raised a safeguarding alert: it is never given to the family "
+                          "in an export; decide about it outside the export.",
+    "other_people_not_cleared": "Other people appear or are heard in it and no worker has "
+                                "cleared it for sharing (the family's page lists it as kept "
+                                "back).",
+    "no_share_family_consent": "No current consent covers sharing it with the family.",
+    "retracted": "The child took it back.",
+    "withdrawn": "Its consent was withdrawn.",
+    "erased": "Its media was erased.",
 }
 
 
@@ -72,17 +95,48 @@ class ExportMember:
 class ExportBundle:
     filename: str
     members: list[ExportMember]
+    left_out: int = 0  # entries not in it (see left_out())
 
 
-def media_members(entries: list[EntryOut], store: MediaStore) -> list[ExportMember]:
-    """One member per photo or recording the included entries may still show, read from
-    the store in chunks as the zip is written (never held in memory)."""
-    members = []
-    for entry in entries:
-        for item in entry.media:
-            name = f"media/{entry.id}-{item.id}.{file_extension(item.content_type)}"
-            members.append(ExportMember(name, chunks=partial(store.open_range, item.sha256)))
-    return members
+class ExportFiles:
+    """The export page's links: each picture or recording becomes a file in the zip, named
+    in words (`media/2026-11-30 photo 1.jpg`, `pictures/happy.png`), the same bytes once."""
+
+    def __init__(self, store: MediaStore) -> None:
+        self.store = store
+        self.members: list[ExportMember] = []
+        self._names: dict[str, str] = {}
+        self._taken: set[str] = set()
+        self._counts: dict[tuple[str, str], int] = {}
+
+    def _name(self, ref: FileRef) -> str:
+        extension = file_extension(ref.content_type)
+        if ref.kind == "media":
+            key = (ref.day or "", ref.label or "file")
+            self._counts[key] = self._counts.get(key, 0) + 1
+            base = f"media/{key[0]} {key[1]} {self._counts[key]}"
+        else:
+            words = re.sub(r"[^\w\- ]+", "", ref.label or ref.path or "picture").strip()
+            base = f"pictures/{words[:60] or 'picture'}"
+        name, n = f"{base}.{extension}", 1
+        while name in self._taken:
+            n += 1
+            name = f"{base} {n}.{extension}"
+        self._taken.add(name)
+        return name
+
+    def url(self, ref: FileRef) -> str:
+        key = ref.path if ref.kind == "static" else ref.sha256
+        if key not in self._names:
+            if ref.kind == "static":
+                name = self._name(ref)
+                self.members.append(ExportMember(name, (STATIC_DIR / ref.path).read_bytes()))
+            else:
+                name = self._name(ref)
+                self.members.append(ExportMember(name, chunks=partial(self.store.open_range,
+                                                                      ref.sha256)))
+            self._names[key] = name
+        return quote(self._names[key])
 
 
 def _iso(when: datetime | None) -> str | None:
@@ -95,37 +149,74 @@ def _json(value: Any) -> bytes:
     return json.dumps(value, indent=2, ensure_ascii=False, default=str).encode()
 
 
-def build(ctx: Context, child_id: uuid.UUID, store: MediaStore) -> ExportBundle:
-    child = access.child_for(ctx, child_id, Need.oversee)
-    db, now = ctx.db, utcnow()
+@dataclass
+class Selection:
+    """The child's entries split for a family-facing export."""
+
+    included: list[VoiceEntry] = field(default_factory=list)
+    withheld: list[tuple[VoiceEntry, str]] = field(default_factory=list)  # listed, not shown
+    left_out: list[tuple[VoiceEntry, str]] = field(default_factory=list)  # every one not in it
+
+
+def select_entries(db: Session, child: Child) -> Selection:
     share_ids = consent.family_share_consent_ids(db, child.id)
     all_entries = list(db.exec(select(VoiceEntry).where(VoiceEntry.child_id == child.id)
                                .order_by(VoiceEntry.captured_at, VoiceEntry.id)))
     alerted = set(db.exec(select(SafeguardingAlert.entry_id).where(
         SafeguardingAlert.child_id == child.id)))
-    included: list[VoiceEntry] = []
-    withheld: list[tuple[VoiceEntry, str]] = []
+    chosen = Selection()
     for entry in all_entries:
         if entry.id in alerted:
+            chosen.left_out.append((entry, "safeguarding_alert"))
             continue
         reason = consent.family_withheld_reason(entry, share_ids)
         if reason is None:
-            included.append(entry)
-        elif reason in WITHHELD_REASONS:
-            withheld.append((entry, reason))
-        # Anything else (no share_family consent now, retracted, erased) is simply out.
-    included_out = entries_out(db, included)
-    included_ids = {e.id for e in included}
+            chosen.included.append(entry)
+            continue
+        if reason in WITHHELD_REASONS:
+            chosen.withheld.append((entry, reason))
+        elif reason == "not_active":
+            reason = entry.status if entry.status in LEFT_OUT_REASONS else "withdrawn"
+        chosen.left_out.append((entry, reason))
+    return chosen
+
+
+def left_out(ctx: Context, child_id: uuid.UUID) -> dict[str, Any]:
+    """What the family's export of this child leaves out now, and why: for the manager
+    who downloads it (never in the zip itself)."""
+    child = access.child_for(ctx, child_id, Need.oversee)
+    chosen = select_entries(ctx.db, child)
+    items = [{"entry_id": str(e.id), "kind": e.kind, "captured_at": _iso(e.captured_at),
+              "session_id": str(e.session_id), "reason": reason,
+              "explanation": LEFT_OUT_REASONS[reason]} for e, reason in chosen.left_out]
+    counts: dict[str, int] = {}
+    for item in items:
+        counts[item["reason"]] = counts.get(item["reason"], 0) + 1
+    audit.record(ctx, "child.export.left_out", child_id=child.id, object_type="child",
+                 object_id=child.id)
+    ctx.db.commit()
+    return {"child_id": str(child.id), "at": _iso(utcnow()), "included": len(chosen.included),
+            "left_out": items, "counts": counts}
+
+
+def build(ctx: Context, child_id: uuid.UUID, store: MediaStore) -> ExportBundle:
+    child = access.child_for(ctx, child_id, Need.oversee)
+    db, now = ctx.db, utcnow()
+    chosen = select_entries(db, child)
+    included_out = entries_out(db, chosen.included)
+    included_ids = {e.id for e in chosen.included}
     consents = [consent.consent_out(c) for c in db.exec(
         select(Consent).where(Consent.child_id == child.id)
         .order_by(Consent.created_at, Consent.id))]
     versions = _plan_versions(db, child, included_ids)
     sessions = {s.id: s for s in db.exec(select(CaptureSession).where(
-        CaptureSession.id.in_({e.session_id for e in included})))} if included else {}
-    media = media_members(included_out, store)
+        CaptureSession.id.in_({e.session_id for e in chosen.included})))} \
+        if chosen.included else {}
+    files = ExportFiles(store)
+    views, credits = entry_views(db, included_out, files, full_photos=True)
 
     withheld_list = [{"id": str(e.id), "kind": e.kind, "captured_at": _iso(e.captured_at),
-                      "reason": reason} for e, reason in withheld]
+                      "reason": reason} for e, reason in chosen.withheld]
     members = [
         ExportMember("entries.json", _json({
             "child_id": str(child.id), "exported_at": _iso(now),
@@ -135,15 +226,16 @@ def build(ctx: Context, child_id: uuid.UUID, store: MediaStore) -> ExportBundle:
                                                           for c in consents]})),
         ExportMember("plan-versions.json", _json({"versions": versions})),
         ExportMember("symbols.obl", _json(obl_document(child, included_out, sessions))),
-        *media,
+        *files.members,
     ]
-    index = index_html(child, included_out, withheld_list, consents, versions,
+    index = index_html(child, views, credits, chosen, consents, versions,
                        [m.name for m in members], now)
     members.insert(0, ExportMember("index.html", index.encode()))
     audit.record(ctx, "child.export", child_id=child.id, object_type="child",
                  object_id=child.id)
     ctx.db.commit()
-    return ExportBundle(f"childvoice-export-{child.id}-{now.date().isoformat()}.zip", members)
+    return ExportBundle(f"childvoice-export-{child.id}-{now.date().isoformat()}.zip", members,
+                        left_out=len(chosen.left_out))
 
 
 def _plan_versions(db: Session, child: Child, included_ids: set[uuid.UUID]) -> list[dict]:
@@ -211,103 +303,40 @@ def obl_document(child: Child, entries: list[EntryOut],
             "locale": "en", "sessions": log_sessions}
 
 
-# --- the accessible index ----------------------------------------------------------------
-
-def _e(value: Any) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
-
-
-def _said(entry: EntryOut) -> str:
-    if entry.kind == "symbols":
-        return ", then ".join(_e(c.label or c.button_id) for c in entry.choices or [])
-    if entry.kind == "mat":
-        return "; ".join(f"{_e(p.label or p.button_id)}: {_e(p.scale_value)}"
-                         for p in entry.placements or [])
-    if entry.text:
-        return _e(entry.text)
-    return f"A {entry.kind} (see the media folder)"
-
+# --- the page -----------------------------------------------------------------------
 
 _ASSENT = {"agreed": "agreed", "dissented": "said no",
            "not_able_to_express": "could not tell us"}
+_KINDS = {"symbols": "pictures you chose", "mat": "pictures you sorted", "photo": "a photo",
+          "audio": "a recording", "observation": "something we noticed", "text": "words"}
 # The page may show its own styles, pictures and sound from the folder; nothing may run.
-_PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; media-src 'self'"
-
-_SOURCES = {"child_direct": "You chose this yourself",
-            "child_assisted": "You chose this with help",
-            "adult_interpretation": "What an adult saw or understood",
-            "parent_or_carer_report": "What a parent or carer told us"}
+PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; media-src 'self'"
 
 
-def index_html(child: Child, entries: list[EntryOut], withheld: list[dict],
-               consents: list, versions: list[dict], files: list[str], now: datetime) -> str:
-    name = _e(child.preferred_name)
-    rows = "\n".join(
-        f"<tr><td>{_e(e.captured_at.date().isoformat())}</td><td>{_e(e.prompt or '')}</td>"
-        f"<td>{_said(e)}</td><td>{_e(_SOURCES.get(e.source, e.source))}</td></tr>"
-        for e in entries)
-    entries_part = (f"<table><caption>Everything in this folder that {name} said"
-                    "</caption><thead><tr><th scope=\"col\">Date</th><th scope=\"col\">"
-                    "What we asked</th><th scope=\"col\">What was said</th><th scope=\"col\">"
-                    f"Who said it</th></tr></thead><tbody>\n{rows}\n</tbody></table>"
-                    if entries else "<p>There is nothing to show here.</p>")
-    withheld_part = ("<ul>" + "".join(
-        f"<li>Something from {_e(w['captured_at'][:10])} ({_e(w['kind'])}): "
-        f"{_e(WITHHELD_REASONS.get(w['reason'], w['reason']))}</li>" for w in withheld)
-        + "</ul>") if withheld else "<p>Nothing was kept back.</p>"
+def index_html(child: Child, views: list, credits: list, chosen: Selection, consents: list,
+               versions: list[dict], files: list[str], now: datetime) -> str:
+    """The folder's page, written to the child (templates/export_index.html)."""
     def who(c) -> str:  # noqa: ANN001
         return {"child": "You", "parent_or_carer": c.giver_name or "A parent or carer",
                 "best_interests": "A best-interests decision"}.get(c.given_by, c.given_by)
 
-    def child_said(c) -> str:  # noqa: ANN001
-        return _ASSENT.get(c.child_assent, c.child_assent)
-
-    consent_items = "".join(
-        f"<li>{_e(c.created_at.date().isoformat())}: {_e(who(c))} agreed to: "
-        f"{_e(', '.join(s.value.replace('_', ' ') for s in c.scopes))}. "
-        f"You {_e(child_said(c))}. This is {_e(c.status)}.</li>" for c in consents)
-    plan_part = "".join(
-        f"<section><h3>My plan, version {_e(v['version'])} "
-        f"({_e(str(v['published_at'])[:10])})</h3>" + "".join(
-            f"<h4>{_e(s['title'])}</h4><p>{_e(s['text'])}</p>"
-            for s in v["plan"]["sections"] if s["text"]) + "</section>" for v in versions) \
-        or "<p>No plan has been published yet.</p>"
-    file_items = "".join(f"<li><a href=\"{_e(f)}\">{_e(f)}</a></li>" for f in files)
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="Content-Security-Policy" content="{_PAGE_CSP}">
-<title>What {name} told us</title>
-<style>
-body {{ font-family: Arial, Helvetica, sans-serif; font-size: 1.2rem; line-height: 1.5;
-       max-width: 60rem; margin: 1rem auto; padding: 0 1rem; color: #111; background: #fff; }}
-table {{ border-collapse: collapse; width: 100%; }}
-th, td {{ border: 1px solid #555; padding: .4rem; text-align: left; vertical-align: top; }}
-caption {{ text-align: left; font-weight: bold; padding: .4rem 0; }}
-</style>
-</head>
-<body>
-<main>
-<h1>What {name} told us</h1>
-<p>This folder holds what {name} said and showed us, made on {_e(now.date().isoformat())}.
-You can open every file in it. This page lists them.</p>
-<h2>What was said</h2>
-{entries_part}
-<h2>Things we kept back</h2>
-{withheld_part}
-<h2>Who agreed to what</h2>
-<ul>{consent_items}</ul>
-<h2>My plan</h2>
-{plan_part}
-<h2>Files in this folder</h2>
-<ul>{file_items}</ul>
-<p>symbols.obl is for communication apps (Open Board Logging format).</p>
-</main>
-</body>
-</html>
-"""
+    agreed = [{"when": long_date(c.created_at), "who": who(c),
+               "scopes": ", ".join(s.value.replace("_", " ") for s in c.scopes),
+               "child": _ASSENT.get(c.child_assent, c.child_assent), "status": c.status}
+              for c in consents]
+    kept_back = [{"when": long_date(e.captured_at), "what": _KINDS.get(e.kind, e.kind),
+                  "why": WITHHELD_REASONS[reason]} for e, reason in chosen.withheld]
+    plans = [{"version": v["version"],
+              "when": long_date(datetime.fromisoformat(str(v["published_at"]))),
+              "sections": [{"title": s["title"], "sentences": sentences(s["text"])}
+                           for s in v["plan"]["sections"] if s["text"]]} for v in versions]
+    return render_text(None, "export_index.html", {
+        "csp": PAGE_CSP, "css": (STATIC_DIR / "pages.css").read_text(), "made_on": long_date(now), "entries": views, "credits": credits,
+        "kept_back": kept_back,
+        # Anything not in the folder beyond what is listed as kept back: said, not named.
+        "more_left_out": len(chosen.left_out) > len(chosen.withheld),
+        "consents": agreed, "plans": plans,
+        "files": [{"name": f, "href": quote(f)} for f in files]})
 
 
 # --- streaming the zip -------------------------------------------------------------------
