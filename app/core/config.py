@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -32,9 +33,21 @@ class Settings(BaseSettings):
                                      "(refresh tokens stop working after it).")
     capture_token_hours: int = 6
 
-    # Sign-in throttling, per account and per client address, kept in the database.
-    signin_account_max_failures: int = 5
-    signin_address_max_failures: int = 20
+    # Sign-in throttling, kept in the database. Failures count per account from one address
+    # (that address is locked out of that account) and per account from anywhere; never per
+    # address alone, so one person's typos never lock out a whole council behind one NAT.
+    signin_account_max_failures: int = Field(default=5, description="Failures for one "
+                                             "account from one address before that address "
+                                             "is locked out of it.")
+    signin_account_any_address_max_failures: int = Field(
+        default=20, description="Failures for one account from all addresses together "
+        "before the account is locked (an admin can unlock it).")
+    trusted_proxies: list[str] = Field(
+        default=[], description="Addresses or networks (CIDR) of the reverse proxies whose "
+        "X-Forwarded-For / Forwarded headers name the client; none by default, so a client "
+        "cannot pick its own address.")
+    password_reset_hours: int = Field(default=24, ge=1, description="How long an admin's "
+                                      "password reset code works.")
     signin_failure_window_minutes: int = 15
     signin_lockout_minutes: int = Field(default=5, description="First lock-out; each "
                                         "further failure doubles it, up to the maximum.")
@@ -45,6 +58,27 @@ class Settings(BaseSettings):
     password_time_cost: int = 3
     password_memory_kib: int = 65536
     password_parallelism: int = 4
+
+    # Single sign-on with the council's OpenID Provider (see docs/sso.md).
+    local_passwords_enabled: bool = Field(default=True, description="Staff may sign in "
+                                          "with a local password; turn off when everyone "
+                                          "signs in through the council's SSO.")
+    oidc_issuer: str | None = Field(default=None, description="The OpenID Provider's issuer "
+                                    "URL; SSO is off when unset.")
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = None
+    oidc_redirect_uri: str | None = Field(default=None, description="This service's callback "
+                                          "as registered with the provider; default "
+                                          "public_base_url + /api/v1/auth/oidc/callback.")
+    oidc_scopes: str = "openid email profile"
+    oidc_groups_claim: str = "groups"
+    oidc_group_mapping: dict[str, dict[str, str]] = Field(
+        default={}, description='Group -> {"role": ..., "team": team name} (JSON). A user '
+        "in no mapped group is refused; in several, the first mapped group in the ID "
+        "token's list wins.")
+    oidc_login_minutes: int = Field(default=10, ge=1, description="How long a sign-in may "
+                                    "take between the redirect and the callback.")
+    oidc_http_timeout_seconds: float = 10.0
 
     bootstrap_admin_email: str | None = None
     bootstrap_admin_password: str | None = None
@@ -136,6 +170,17 @@ class Settings(BaseSettings):
     bench_endpoints: bool = Field(default=False, description="Mount the bare streaming "
                                   "endpoint bench/media.py compares against. Never in "
                                   "production.")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"trusted_proxies: {entry!r} is not an address or a network "
+                                 "(CIDR)") from None
+        return value
 
     @property
     def resolved_database_url(self) -> str:
