@@ -15,10 +15,11 @@ from app.core.errors import install_error_handlers
 from app.core.middleware import RequestContextMiddleware
 from app.core.security import PasswordHashing, StaffTokens
 from app.routers import (admin, alerts, audit_trail, auth, boards, children, consents,
-                         devices, entries, exports, health, media, plans, sessions, staff,
+                         devices, entries, exports, health, media, plans, sessions, sso, staff,
                          sync, uploads)
 from app.services.media.capture import MediaJobs
 from app.services.background import OutboxWorker
+from app.services.sso import OidcClient
 from app.services.staff import bootstrap_admin
 from app.services.media.uploads import UploadCleaner
 from app.storage import make_store
@@ -72,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = make_engine(settings.resolved_database_url)
     app.state.hashing = PasswordHashing(settings)
     app.state.tokens = StaffTokens(settings)
+    app.state.sso = OidcClient(settings)
     app.state.media_store = make_store(settings)
     app.state.media_jobs = MediaJobs(settings.media_jobs)
 
@@ -79,7 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware)
 
     app.include_router(health.router)
-    for module in (auth, staff, children, consents, boards, sessions, entries, plans, media,
+    for module in (auth, sso, staff, children, consents, boards, sessions, entries, plans, media,
                    alerts, audit_trail, exports, admin, devices, sync, uploads):
         app.include_router(module.router, prefix=API_PREFIX)
     if settings.bench_endpoints:

@@ -182,6 +182,19 @@ class Settings(BaseSettings):
                                  "(CIDR)") from None
         return value
 
+    @field_validator("oidc_group_mapping")
+    @classmethod
+    def _group_targets(cls, value: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        roles = ("social_worker", "team_manager", "admin")
+        for group, target in value.items():
+            if target.get("role") not in roles:
+                raise ValueError(f"oidc_group_mapping[{group!r}]: role must be one of "
+                                 f"{', '.join(roles)}")
+            if target["role"] != "admin" and not target.get("team"):
+                raise ValueError(f"oidc_group_mapping[{group!r}]: a {target['role']} needs "
+                                 "a team (its name)")
+        return value
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:
