@@ -35,4 +35,4 @@ bench: $(INSTALLED)
 	$(BIN)/python bench/sync.py
 
 clean:
-	rm -rf $(VENV) data .pytest_cache
+	rm -rf $(VENV) data .pytest_cache tests/oidc/node_modules

@@ -72,9 +72,12 @@ class PasswordHashing:
         return self._hasher.hash(password)
 
     def verify(self, password_hash: str | None, password: str) -> bool:
+        """Whether `password` matches; an unknown account (None) or one with no password (an
+        SSO-only account) costs the same hashing and never matches."""
+        usable = password_hash is not None and password_hash.startswith("$argon2")
         try:
-            return self._hasher.verify(password_hash or self._dummy, password) and \
-                password_hash is not None
+            return self._hasher.verify(password_hash if usable else self._dummy, password) \
+                and usable
         except (VerificationError, InvalidHashError):
             return False
 
