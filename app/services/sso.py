@@ -33,7 +33,7 @@ from app.core.context import Context
 from app.core.errors import Forbidden, NotFound, Problem, Unauthorized
 from app.core.security import PasswordHashing, StaffTokens, hash_token
 from app.models.staff import OidcLogin, Role, Team, User
-from app.services import staff
+from app.services import audit, staff
 
 CALLBACK_PATH = "/api/v1/auth/oidc/callback"
 ID_TOKEN_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384",
@@ -242,11 +242,16 @@ def _person(ctx: Context, hashing: PasswordHashing, claims: dict[str, Any], role
                             "team to release the email claim to this service.",
                             slug="sso-no-email", title="No email from the provider")
         name = str(claims.get("name") or email.split("@")[0])[:200]
-        return staff.add_user(ctx.db, hashing, email, name, role, team_id, None,
+        user = staff.add_user(ctx.db, hashing, email, name, role, team_id, None,
                               oidc_subject=subject)
-    user.role, user.team_id = role.value, team_id
-    ctx.db.add(user)
-    ctx.db.flush()
+        audit.record(ctx, "user.sso_provision", object_type="user", object_id=user.id)
+        return user
+    if (user.role, user.team_id) != (role.value, team_id):
+        # The provider's groups decide: a move or a promotion there applies here now.
+        user.role, user.team_id = role.value, team_id
+        ctx.db.add(user)
+        ctx.db.flush()
+        audit.record(ctx, "user.sso_role_change", object_type="user", object_id=user.id)
     return user
 
 
