@@ -16,6 +16,6 @@ from app.models.upload import Upload
 
 __all__ = ["AuditEvent", "Allocation", "Board", "BoardAsset", "BoardVersion", "CaptureSession",
            "Child", "ChildBoardPhoto", "Consent", "Device", "Media", "MediaFile", "OidcLogin",
-           "PasswordReset", "PlanSection", "PlanVersion", "RefreshToken", "RetentionRun", "SafeguardingAlert", "SignInThrottle",
-           "StaffSession", "SyncReceipt", "Team", "Upload", "User", "VoiceEntry",
-           "WebhookDelivery"]
+           "PasswordReset", "PlanSection", "PlanVersion", "RefreshToken", "RetentionRun",
+           "SafeguardingAlert", "SignInThrottle", "StaffSession", "SyncReceipt", "Team",
+           "Upload", "User", "VoiceEntry", "WebhookDelivery"]
