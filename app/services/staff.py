@@ -1,5 +1,6 @@
 """Staff accounts and teams: sign-in with lock-out, sessions with refresh and revocation,
-users and the password policy, teams, the unattended bootstrap admin."""
+users and the password policy, an admin's care of accounts (leavers, lock-outs, one-time
+reset codes), a manager's view of their team, teams, the unattended bootstrap admin."""
 
 from __future__ import annotations
 
