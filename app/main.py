@@ -13,8 +13,10 @@ from starlette.concurrency import run_in_threadpool
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine, new_session
 from app.core.errors import install_error_handlers
+from app.core.logging import configure_logging
 from app.core.middleware import RequestContextMiddleware
-from app.core.pages import STATIC_DIR
+from app.core.observability import AccessLogMiddleware
+from app.core.pages import STATIC_DIR, TABLET_DIR
 from app.core.security import PasswordHashing, StaffTokens
 from app.routers import (admin, alerts, audit_trail, auth, boards, children, consents,
                          devices, entries, exports, health, media, plans, sessions, signin,
@@ -31,6 +33,10 @@ API_PREFIX = "/api/v1"
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    refused = settings.production_problems()
+    if refused:
+        raise RuntimeError("Refusing to start in production: " + "; ".join(refused) + ".")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -72,7 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.engine = make_engine(settings.resolved_database_url)
+    app.state.engine = make_engine(settings.resolved_database_url, settings)
     app.state.hashing = PasswordHashing(settings)
     app.state.tokens = StaffTokens(settings)
     app.state.sso = OidcClient(settings)
@@ -80,11 +86,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.media_jobs = MediaJobs(settings.media_jobs)
 
     install_error_handlers(app)
+    # Added first, so it runs inside RequestContextMiddleware: its answer to an unhandled
+    # error still gets the request id and the security headers.
+    app.add_middleware(AccessLogMiddleware, access_log=settings.access_log)
     app.add_middleware(RequestContextMiddleware)
 
     app.include_router(health.router)
     app.include_router(signin.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.mount("/tablet", StaticFiles(directory=TABLET_DIR, html=True), name="tablet")
     for module in (auth, sso, staff, children, consents, boards, sessions, entries, plans, media,
                    alerts, audit_trail, exports, admin, devices, sync, uploads):
         app.include_router(module.router, prefix=API_PREFIX)

@@ -365,3 +365,18 @@ def test_password_sign_in_can_be_turned_off(world: World, app, settings) -> None
         assert "single sign-on" in problem["detail"]
     finally:
         sso_only.state.engine.dispose()
+
+
+def test_trusted_proxies_are_written_plainly_and_checked_at_start(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError
+
+    from app.core.config import Settings
+
+    monkeypatch.setenv("CHILDVOICE_TRUSTED_PROXIES", "10.0.0.5, 10.0.1.0/24")
+    assert Settings(_env_file=None).trusted_proxies == ["10.0.0.5", "10.0.1.0/24"]
+    monkeypatch.setenv("CHILDVOICE_TRUSTED_PROXIES", '["2001:db8::/32"]')
+    assert Settings(_env_file=None).trusted_proxies == ["2001:db8::/32"]
+    monkeypatch.setenv("CHILDVOICE_TRUSTED_PROXIES", "the load balancer")
+    with pytest.raises(ValidationError, match="not an address or a network"):
+        Settings(_env_file=None)

@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+# Passwords seen in examples and quick starts: never acceptable for a production admin.
+_WELL_KNOWN_PASSWORDS = {"admin", "password", "changeme", "change-me", "change me",
+                         "childvoice", "correct horse battery staple"}
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CHILDVOICE_", extra="ignore")
+
+    env: Literal["development", "production"] = Field(
+        default="development", description="production refuses to start with unsafe "
+        "defaults (see production_problems).")
+    migrate_on_start: bool = Field(default=True, description="`serve` brings the schema to "
+                                   "head first; turn off when `childvoice migrate` is a "
+                                   "separate deploy step.")
 
     data_dir: Path = Path("./data")
     database_url: str | None = Field(
@@ -42,10 +56,11 @@ class Settings(BaseSettings):
     signin_account_any_address_max_failures: int = Field(
         default=20, description="Failures for one account from all addresses together "
         "before the account is locked (an admin can unlock it).")
-    trusted_proxies: list[str] = Field(
+    # NoDecode: written as "10.0.0.5,10.0.1.0/24" (or a JSON list) in the environment.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
         default=[], description="Addresses or networks (CIDR) of the reverse proxies whose "
-        "X-Forwarded-For / Forwarded headers name the client; none by default, so a client "
-        "cannot pick its own address.")
+        "X-Forwarded-For / Forwarded headers name the client, comma-separated or a JSON "
+        "list; none by default, so a client cannot pick its own address.")
     password_reset_hours: int = Field(default=24, ge=1, description="How long an admin's "
                                       "password reset code works.")
     signin_failure_window_minutes: int = 15
@@ -134,6 +149,28 @@ class Settings(BaseSettings):
 
     page_size_default: int = 50
 
+    # PostgreSQL connections, per API process (see docs/deploy.md for sizing).
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_max_overflow: int = Field(default=20, ge=0, le=200)
+    db_pool_timeout_seconds: float = Field(default=30, gt=0)
+    db_pool_recycle_seconds: int = Field(default=1800, ge=-1, description="Connections "
+                                         "older than this are replaced (-1: never); cheaper "
+                                         "than a liveness ping on every checkout.")
+    db_pool_pre_ping: bool = Field(default=False, description="Ping each connection as it "
+                                   "is checked out (one extra round trip per request).")
+    db_statement_timeout_ms: int = Field(default=30_000, ge=0, description="PostgreSQL "
+                                         "statement_timeout (0: none).")
+    db_lock_timeout_ms: int = Field(default=10_000, ge=0, description="PostgreSQL "
+                                    "lock_timeout (0: none).")
+
+    # Logs (see core/logging.py): JSON lines by default; never child data.
+    log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+    log_format: str = Field(default="json", pattern="^(json|console)$")
+    access_log: bool = Field(default=True, description="One line per request: method, "
+                             "route template, status, duration, request id.")
+    metrics_token: str | None = Field(default=None, description="Bearer token Prometheus "
+                                      "sends to /metrics; metrics are off when unset.")
+
     # Board import (.obf / .obz): limits that keep a hostile package from costing more than
     # a real one. Real packages from AAC apps are a few MB with a few hundred members.
     board_upload_max_bytes: int = 50 * 1024 * 1024
@@ -171,16 +208,21 @@ class Settings(BaseSettings):
                                   "endpoint bench/media.py compares against. Never in "
                                   "production.")
 
-    @field_validator("trusted_proxies")
+    @field_validator("trusted_proxies", mode="before")
     @classmethod
-    def _proxy_networks(cls, value: list[str]) -> list[str]:
-        for entry in value:
+    def _proxy_networks(cls, value: str | list[str]) -> list[str]:
+        if isinstance(value, str):
+            text = value.strip()
+            value = json.loads(text) if text.startswith("[") else \
+                [part for part in text.split(",") if part.strip()]
+        entries = [str(entry).strip() for entry in value]
+        for entry in entries:
             try:
-                ipaddress.ip_network(entry.strip(), strict=False)
+                ipaddress.ip_network(entry, strict=False)
             except ValueError:
                 raise ValueError(f"trusted_proxies: {entry!r} is not an address or a network "
                                  "(CIDR)") from None
-        return value
+        return entries
 
     @field_validator("oidc_group_mapping")
     @classmethod
@@ -200,6 +242,28 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'childvoice.db').as_posix()}"
+
+    def production_problems(self) -> list[str]:
+        """Why this configuration must not run in production (empty when it may)."""
+        if self.env != "production":
+            return []
+        problems = []
+        if not self.secret_key:
+            problems.append("CHILDVOICE_SECRET_KEY is not set (a generated key is only for "
+                            "one development machine)")
+        elif len(self.secret_key) < 32:
+            problems.append("CHILDVOICE_SECRET_KEY is shorter than 32 characters")
+        password = self.bootstrap_admin_password
+        if password is not None and (password.strip().lower() in _WELL_KNOWN_PASSWORDS
+                                     or len(password) < self.password_min_length):
+            problems.append("CHILDVOICE_BOOTSTRAP_ADMIN_PASSWORD is a default or too short "
+                            "a password")
+        if self.demo_password:
+            problems.append("CHILDVOICE_DEMO_PASSWORD is set (demo data is not for "
+                            "production)")
+        if self.bench_endpoints:
+            problems.append("CHILDVOICE_BENCH_ENDPOINTS is on (a debug endpoint)")
+        return problems
 
     def resolved_secret_key(self) -> str:
         if self.secret_key:
