@@ -58,4 +58,4 @@ bench: $(INSTALLED)
 	$(BIN)/python bench/pages.py
 
 clean:
-	rm -rf $(VENV) data .pytest_cache
+	rm -rf $(VENV) data .pytest_cache tests/oidc/node_modules

@@ -1,5 +1,5 @@
-"""The `childvoice` command: serve, migrate, create-user, demo, boards, worker, audit,
-retention."""
+"""The `childvoice` command: serve, migrate, create-user, users, demo, boards, worker,
+audit, retention."""
 
 from __future__ import annotations
 
@@ -63,9 +63,11 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     private_dir(settings.media_root)
     configure_logging(settings.log_level, settings.log_format)
     # uvicorn's own access log stays off: the app writes one line per request itself, with
-    # the route template instead of the path (paths carry children's ids).
+    # the route template instead of the path (paths carry children's ids). proxy_headers
+    # off: the app reads forwarded addresses itself, only from the proxies named in
+    # trusted_proxies (uvicorn would trust any local peer).
     uvicorn.run("app.main:create_app", factory=True, host=args.host, port=args.port,
-                workers=args.workers, access_log=False, proxy_headers=True,
+                workers=args.workers, access_log=False, proxy_headers=False,
                 log_config=None,
                 # A worker busy starting on a loaded host is not a dead one: uvicorn's
                 # default (5 s) restarts workers that are merely slow to import.
@@ -100,6 +102,39 @@ def cmd_create_user(args: argparse.Namespace, settings: Settings) -> int:
         db.commit()
         print(f"created {user.role} {user.email} ({user.id})")
     engine.dispose()
+    return 0
+
+
+def cmd_users(args: argparse.Namespace, settings: Settings) -> int:
+    from app.core.context import Actor, Context
+    from app.core.errors import Problem
+    from app.services import staff
+
+    migrate(settings)
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        with new_session(engine) as db:
+            user = staff.user_by_email(db, args.email)
+            if user is None:
+                print(f"no user with the email {args.email}", file=sys.stderr)
+                return 1
+            try:
+                answer = staff.account_action(Context(db=db, actor=Actor()), settings, user,
+                                              args.users_command, None)
+            except Problem as problem:
+                print(problem.detail, file=sys.stderr)
+                return 1
+            db.commit()
+            if answer is not None:
+                print(f"reset code for {user.email}: {answer.code}\n"
+                      f"valid until {answer.expires_at.isoformat()}; shown only now. The user "
+                      "chooses a new password with it at POST /api/v1/auth/password-reset.")
+            else:
+                done = {"deactivate": "deactivated", "reactivate": "reactivated",
+                        "unlock": "unlocked"}[args.users_command]
+                print(f"{done} {user.email} ({user.id})")
+    finally:
+        engine.dispose()
     return 0
 
 
@@ -337,6 +372,19 @@ def build_parser() -> argparse.ArgumentParser:
     create_user.add_argument("--role", required=True, choices=[r.value for r in Role])
     create_user.add_argument("--team", help="team name; made if it does not exist")
     create_user.set_defaults(func=cmd_create_user)
+
+    users = sub.add_parser("users", help="staff accounts: leavers, lock-outs, resets")
+    users_sub = users.add_subparsers(dest="users_command", required=True)
+    for name, help_text in (
+            ("deactivate", "a leaver: every sign-in, capture token and tablet of theirs stops "
+                           "working at once; their records stay theirs"),
+            ("reactivate", "let a deactivated user sign in again"),
+            ("unlock", "forget the failed sign-ins that locked the account"),
+            ("reset-password", "print a one-time code (shown once) the user exchanges for a "
+                               "new password of their own")):
+        action = users_sub.add_parser(name, help=help_text)
+        action.add_argument("--email", required=True)
+        action.set_defaults(func=cmd_users)
 
     sub.add_parser("demo", help="fill an empty database with synthetic demo data") \
         .set_defaults(func=cmd_demo)

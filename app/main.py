@@ -20,10 +20,11 @@ from app.core.pages import STATIC_DIR, TABLET_DIR
 from app.core.security import PasswordHashing, StaffTokens
 from app.routers import (admin, alerts, audit_trail, auth, boards, children, consents,
                          devices, entries, exports, health, media, plan_pages, plans, reports,
-                         sessions, signin, staff, sync, uploads)
+                         sessions, signin, sso, staff, sync, uploads)
 from app.services.background import BackgroundWorker
 from app.services.media.capture import MediaJobs
 from app.services.media.signed import SignedUrls
+from app.services.sso import OidcClient
 from app.services.staff import bootstrap_admin
 from app.storage import make_store
 
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = make_engine(settings.resolved_database_url, settings)
     app.state.hashing = PasswordHashing(settings)
     app.state.tokens = StaffTokens(settings)
+    app.state.sso = OidcClient(settings)
     app.state.media_store = make_store(settings)
     app.state.media_jobs = MediaJobs(settings.media_jobs)
     app.state.signed_urls = SignedUrls(settings.resolved_secret_key(), settings.signed_url_seconds)
@@ -89,9 +91,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.mount("/tablet", StaticFiles(directory=TABLET_DIR, html=True), name="tablet")
     # plan_pages before plans: its `/plan/versions/{n}.html` must not be read as a version.
-    for module in (auth, staff, children, consents, boards, sessions, entries, plan_pages,
-                   plans, media, alerts, audit_trail, exports, admin, devices, sync, uploads,
-                   reports):
+    for module in (auth, sso, staff, children, consents, boards, sessions, entries,
+                   plan_pages, plans, media, alerts, audit_trail, exports, admin, devices,
+                   sync, uploads, reports):
         app.include_router(module.router, prefix=API_PREFIX)
     if settings.bench_endpoints:
         app.include_router(media.bench_router, prefix=API_PREFIX)

@@ -66,8 +66,11 @@ CASES = [
     Case("read child", "GET", lambda f: f.child, READ),
     Case("change child", "PATCH", lambda f: f.child, WRITE,
          lambda f: {"communication": {"methods": ["bsl"]}}),
+    # Once the manager has moved the child to the colleague, the worker's capture tokens
+    # have ended (401), before their scope is even looked at.
     Case("allocate", "POST", lambda f: f"{f.child}/allocations",
-         WRITE | dict(worker=403, manager=201), lambda f: {"user_id": f.w.colleague.user_id}),
+         WRITE | dict(worker=403, manager=201, token=401, other_token=401),
+         lambda f: {"user_id": f.w.colleague.user_id}),
     Case("allocation history", "GET", lambda f: f"{f.child}/allocations", READ),
     Case("record consent", "POST", lambda f: f"{f.child}/consents", CREATE,
          lambda f: consent_body()),

@@ -1,4 +1,5 @@
-"""The `childvoice` command: demo data a newcomer can sign in with, and create-user."""
+"""The `childvoice` command: demo data a newcomer can sign in with, create-user, and the
+users group (leavers, lock-outs, resets)."""
 
 import re
 
@@ -64,3 +65,34 @@ def test_create_user(cli_env: TestClient, monkeypatch: pytest.MonkeyPatch, capsy
     monkeypatch.setenv("CHILDVOICE_NEW_USER_PASSWORD", "short")
     assert cli.main(["create-user", "--email", "x@test.example.org", "--name", "X",
                      "--role", "admin"]) == 2
+
+
+def test_users_deactivate_reactivate_unlock_and_reset_password(
+        cli_env: TestClient, world, capsys) -> None:  # noqa: ANN001
+    from tests.support import PASSWORD, assert_problem
+
+    email = "colleague@test.example.org"
+    assert cli.main(["users", "deactivate", "--email", email]) == 0
+    assert "deactivated" in capsys.readouterr().out
+    assert_problem(world.colleague.get("/users/me"), 401)
+    assert world.admin.get(f"/users/{world.colleague.user_id}").json()["status"] == "deactivated"
+    assert_problem(cli_env.post("/api/v1/auth/token",
+                                data={"username": email, "password": PASSWORD}), 403)
+    assert cli.main(["users", "reactivate", "--email", email]) == 0
+    sign_in(cli_env, email)
+
+    for _ in range(5):
+        cli_env.post("/api/v1/auth/token", data={"username": email, "password": "wrong one"})
+    assert_problem(cli_env.post("/api/v1/auth/token",
+                                data={"username": email, "password": PASSWORD}), 429)
+    assert cli.main(["users", "unlock", "--email", email]) == 0
+    sign_in(cli_env, email)
+
+    capsys.readouterr()
+    assert cli.main(["users", "reset-password", "--email", email]) == 0
+    code = re.search(r"reset code for \S+: (\S+)", capsys.readouterr().out).group(1)
+    r = cli_env.post("/api/v1/auth/password-reset", json={
+        "email": email, "code": code, "new_password": "my own new passphrase"})
+    assert r.status_code == 204, r.text
+    sign_in(cli_env, email, "my own new passphrase")
+    assert cli.main(["users", "unlock", "--email", "nobody@test.example.org"]) == 1

@@ -31,9 +31,12 @@ def _trail(world: World, **params) -> list[dict]:  # noqa: ANN003
 def test_reads_and_writes_of_a_childs_data_are_recorded(world: World, app) -> None:  # noqa: ANN001
     session = world.open_session()
     note = "Private worker note about Robin's home"
+    # The note is the worker's (child mode cannot write one); then the child's own entry.
+    noted = world.worker.post(f"/sessions/{session['id']}/entries",
+                              json=symbols_entry(world.board, ["calm"], note=note))
+    assert noted.status_code == 201, noted.text
     entry = world.capture(session).post(f"/sessions/{session['id']}/entries",
-                                        json=symbols_entry(world.board, ["happy"],
-                                                           note=note)).json()
+                                        json=symbols_entry(world.board, ["happy"])).json()
     headers = {"X-Request-ID": "req-audit-1", "User-Agent": "tablet-test/1.0"}
     assert world.worker.get(f"/entries/{entry['id']}", headers=headers).status_code == 200
     assert world.worker.get(f"/children/{world.child_id}/plan").status_code == 200
@@ -55,7 +58,7 @@ def test_reads_and_writes_of_a_childs_data_are_recorded(world: World, app) -> No
 
     # Never a name, a note or what the child said.
     raw = repr(_events(app))
-    for content in ("Robin", note, "happy", "How do you feel"):
+    for content in ("Robin", note, "happy", "calm", "How do you feel"):
         assert content not in raw
     # Reading the trail is itself recorded.
     assert _trail(world)[0]["action"] == "audit.read"

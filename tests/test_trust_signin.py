@@ -60,14 +60,29 @@ def test_unknown_accounts_lock_the_same_way(world: World, client: TestClient,
     assert_problem(_try(client, "nobody@test.example.org", "whatever it is"), 429)
 
 
-def test_lock_out_per_address(world: World, app, settings) -> None:  # noqa: ANN001
-    attacker = TestClient(app, client=("203.0.113.9", 40000))
+def test_one_address_never_locks_out_every_account_behind_it(world: World, app,
+                                                              settings) -> None:  # noqa: ANN001
+    """A council's staff share one NAT address: failures count per account from that
+    address and per account, never per address alone."""
+    council_nat = TestClient(app, client=("203.0.113.9", 40000))
     elsewhere = TestClient(app, client=("198.51.100.7", 40000))
-    for i in range(settings.signin_address_max_failures):
+    for i in range(settings.signin_account_any_address_max_failures + 5):
         # A different account each time, so no single account locks.
-        assert_problem(_try(attacker, f"guess{i}@test.example.org", "password guess"), 401)
-    assert_problem(_try(attacker, "worker@test.example.org", PASSWORD), 429)
-    assert _try(elsewhere, "worker@test.example.org", PASSWORD).status_code == 200
+        assert_problem(_try(council_nat, f"guess{i}@test.example.org", "password guess"), 401)
+    assert _try(council_nat, "worker@test.example.org", PASSWORD).status_code == 200
+
+    # One account's failures from the NAT lock that address out of that account only.
+    for _ in range(settings.signin_account_max_failures):
+        assert_problem(_try(council_nat, "colleague@test.example.org", "wrong guess"), 401)
+    assert_problem(_try(council_nat, "colleague@test.example.org", PASSWORD), 429)
+    assert _try(council_nat, "manager@test.example.org", PASSWORD).status_code == 200
+    assert _try(elsewhere, "colleague@test.example.org", PASSWORD).status_code == 200
+
+    # From enough addresses, the account itself locks, wherever the next try comes from.
+    for i in range(settings.signin_account_any_address_max_failures):
+        spot = TestClient(app, client=(f"192.0.2.{i + 1}", 40000))
+        _try(spot, "manager@test.example.org", "wrong guess")
+    assert_problem(_try(elsewhere, "manager@test.example.org", PASSWORD), 429)
 
 
 def test_access_tokens_are_short_lived_and_refresh_rotates(world: World, client: TestClient,

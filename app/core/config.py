@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import base64
+import ipaddress
+import json
 import secrets
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 # Passwords seen in examples and quick starts: never acceptable for a production admin.
@@ -60,9 +62,22 @@ class Settings(BaseSettings):
                                      "(refresh tokens stop working after it).")
     capture_token_hours: int = 6
 
-    # Sign-in throttling, per account and per client address, kept in the database.
-    signin_account_max_failures: int = 5
-    signin_address_max_failures: int = 20
+    # Sign-in throttling, kept in the database. Failures count per account from one address
+    # (that address is locked out of that account) and per account from anywhere; never per
+    # address alone, so one person's typos never lock out a whole council behind one NAT.
+    signin_account_max_failures: int = Field(default=5, description="Failures for one "
+                                             "account from one address before that address "
+                                             "is locked out of it.")
+    signin_account_any_address_max_failures: int = Field(
+        default=20, description="Failures for one account from all addresses together "
+        "before the account is locked (an admin can unlock it).")
+    # NoDecode: written as "10.0.0.5,10.0.1.0/24" (or a JSON list) in the environment.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default=[], description="Addresses or networks (CIDR) of the reverse proxies whose "
+        "X-Forwarded-For / Forwarded headers name the client, comma-separated or a JSON "
+        "list; none by default, so a client cannot pick its own address.")
+    password_reset_hours: int = Field(default=24, ge=1, description="How long an admin's "
+                                      "password reset code works.")
     signin_failure_window_minutes: int = 15
     signin_lockout_minutes: int = Field(default=5, description="First lock-out; each "
                                         "further failure doubles it, up to the maximum.")
@@ -73,6 +88,27 @@ class Settings(BaseSettings):
     password_time_cost: int = 3
     password_memory_kib: int = 65536
     password_parallelism: int = 4
+
+    # Single sign-on with the council's OpenID Provider (see docs/sso.md).
+    local_passwords_enabled: bool = Field(default=True, description="Staff may sign in "
+                                          "with a local password; turn off when everyone "
+                                          "signs in through the council's SSO.")
+    oidc_issuer: str | None = Field(default=None, description="The OpenID Provider's issuer "
+                                    "URL; SSO is off when unset.")
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = None
+    oidc_redirect_uri: str | None = Field(default=None, description="This service's callback "
+                                          "as registered with the provider; default "
+                                          "public_base_url + /api/v1/auth/oidc/callback.")
+    oidc_scopes: str = "openid email profile"
+    oidc_groups_claim: str = "groups"
+    oidc_group_mapping: dict[str, dict[str, str]] = Field(
+        default={}, description='Group -> {"role": ..., "team": team name} (JSON). A user '
+        "in no mapped group is refused; in several, the first mapped group in the ID "
+        "token's list wins.")
+    oidc_login_minutes: int = Field(default=10, ge=1, description="How long a sign-in may "
+                                    "take between the redirect and the callback.")
+    oidc_http_timeout_seconds: float = 10.0
 
     bootstrap_admin_email: str | None = None
     bootstrap_admin_password: str | None = None
@@ -235,6 +271,35 @@ class Settings(BaseSettings):
     bench_endpoints: bool = Field(default=False, description="Mount the bare streaming "
                                   "endpoint bench/media.py compares against. Never in "
                                   "production.")
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxy_networks(cls, value: str | list[str]) -> list[str]:
+        if isinstance(value, str):
+            text = value.strip()
+            value = json.loads(text) if text.startswith("[") else \
+                [part for part in text.split(",") if part.strip()]
+        entries = [str(entry).strip() for entry in value]
+        for entry in entries:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"trusted_proxies: {entry!r} is not an address or a network "
+                                 "(CIDR)") from None
+        return entries
+
+    @field_validator("oidc_group_mapping")
+    @classmethod
+    def _group_targets(cls, value: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        roles = ("social_worker", "team_manager", "admin")
+        for group, target in value.items():
+            if target.get("role") not in roles:
+                raise ValueError(f"oidc_group_mapping[{group!r}]: role must be one of "
+                                 f"{', '.join(roles)}")
+            if target["role"] != "admin" and not target.get("team"):
+                raise ValueError(f"oidc_group_mapping[{group!r}]: a {target['role']} needs "
+                                 "a team (its name)")
+        return value
 
     @property
     def is_embedded(self) -> bool:

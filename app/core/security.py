@@ -72,9 +72,12 @@ class PasswordHashing:
         return self._hasher.hash(password)
 
     def verify(self, password_hash: str | None, password: str) -> bool:
+        """Whether `password` matches; an unknown account (None) or one with no password (an
+        SSO-only account) costs the same hashing and never matches."""
+        usable = password_hash is not None and password_hash.startswith("$argon2")
         try:
-            return self._hasher.verify(password_hash or self._dummy, password) and \
-                password_hash is not None
+            return self._hasher.verify(password_hash if usable else self._dummy, password) \
+                and usable
         except (VerificationError, InvalidHashError):
             return False
 
@@ -100,6 +103,8 @@ class StaffTokens:
                           self._key, algorithm=JWT_ALGORITHM)
 
     def read(self, token: str) -> StaffClaims | None:
+        """The claims of a genuine access token (expired or not: the caller says which), or
+        None for anything else."""
         try:
             # Times are checked against our clock (movable in tests), not PyJWT's.
             claims = jwt.decode(token, self._key, algorithms=[JWT_ALGORITHM],
@@ -109,7 +114,7 @@ class StaffTokens:
         except jwt.PyJWTError:
             return None
         expires = datetime.fromtimestamp(claims["exp"], tz=timezone.utc)
-        if claims.get("typ") != "access" or expires <= utcnow():
+        if claims.get("typ") != "access":
             return None
         try:
             return StaffClaims(uuid.UUID(claims["sub"]), uuid.UUID(claims["sid"]), expires)
@@ -125,6 +130,20 @@ def new_refresh_token() -> tuple[str, str]:
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_reset_code() -> tuple[str, str]:
+    """A one-time password reset code an admin reads out or passes on (unambiguous letters
+    and digits in groups of four, 80 bits) and the hash that is stored in its place."""
+    alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+    raw = "".join(secrets.choice(alphabet) for _ in range(16))
+    code = "-".join(raw[i:i + 4] for i in range(0, 16, 4))
+    return code, hash_reset_code(code)
+
+
+def hash_reset_code(code: str) -> str:
+    # Typed by a person: ignore case, spaces and dashes.
+    return hash_token("".join(ch for ch in code.upper() if ch.isalnum()))
 
 
 def new_capture_token() -> tuple[str, str]:

@@ -37,6 +37,10 @@ class CaptureSession(SQLModel, table=True):
     # Only a hash of the capture token is kept, so a database read cannot replay it. A
     # session started offline on a tablet has no capture token.
     token_hash: str | None = Field(default=None, max_length=64, unique=True)
+    # Who issued the capture token now in use (the opener, or the worker holding the child
+    # who issued a new one) and under which of their capture generations (see User).
+    token_issued_by: uuid.UUID | None = Field(default=None, foreign_key="users.id")
+    token_generation: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     # Offline sessions (issue 4): the tablet's id for the session, the enrolled device it
     # came from, when it reached the server and how far the tablet's clock was behind.
     client_id: uuid.UUID | None = Field(default=None, unique=True)

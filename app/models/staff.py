@@ -3,6 +3,7 @@
 import uuid
 from datetime import datetime
 from enum import Enum
+from typing import Literal
 
 from pydantic import ConfigDict, EmailStr, Field as PydField
 from sqlmodel import Field, SQLModel
@@ -30,9 +31,18 @@ class User(SQLModel, table=True):
     full_name: str = Field(max_length=200)
     role: str = Field(max_length=32)
     team_id: uuid.UUID | None = Field(default=None, foreign_key="teams.id", index=True)
+    # "!" for an account that signs in only through the council's SSO (no password works).
     password_hash: str = Field(max_length=255)
     is_active: bool = Field(default=True)
     created_at: datetime = utc_field(default_now=True)
+    # A leaver: nothing of theirs works (tokens, capture tokens, devices) until reactivated.
+    deactivated_at: datetime | None = utc_field(nullable=True)
+    deactivated_by: uuid.UUID | None = Field(default=None, foreign_key="users.id")
+    # Bumped by sign-out everywhere, a password change and deactivation: a capture token
+    # works only while the generation it was issued under is the user's current one.
+    capture_generation: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # The council's identity provider's `sub` for this person (single sign-on).
+    oidc_subject: str | None = Field(default=None, max_length=255, unique=True)
 
 
 class TeamCreate(ApiModel):
@@ -65,8 +75,72 @@ class UserOut(ApiModel):
     full_name: str
     role: Role
     team_id: uuid.UUID | None
-    is_active: bool
+    is_active: bool = PydField(description="False for a deactivated user (a leaver): they "
+                               "cannot sign in and nothing of theirs works.")
+    status: Literal["active", "deactivated"]
+    deactivated_at: datetime | None = None
+    locked_until: datetime | None = PydField(
+        default=None, description="Set while sign-in is locked after repeated failures "
+        "(an admin can unlock it).")
     created_at: datetime
+
+
+class TeamMemberOut(ApiModel):
+    """What a team manager sees of the people in their team, to allocate children."""
+
+    id: uuid.UUID
+    full_name: str
+    role: Role
+    status: Literal["active", "deactivated"]
+    children_held: int = PydField(description="Children allocated to them now.")
+
+
+class PasswordReset(SQLModel, table=True):
+    """A one-time code an admin made for a user who forgot their password; only its hash
+    is kept, it expires, and it works once."""
+
+    __tablename__ = "password_resets"
+    id: uuid.UUID = id_field()
+    user_id: uuid.UUID = Field(foreign_key="users.id", index=True)
+    code_hash: str = Field(max_length=64, unique=True)
+    created_by: uuid.UUID | None = Field(default=None, foreign_key="users.id")
+    created_at: datetime = utc_field(default_now=True)
+    expires_at: datetime = utc_field()
+    used_at: datetime | None = utc_field(nullable=True)
+
+
+class PasswordResetOut(ApiModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "user_id": "6f1c2d4e-0000-4000-8000-000000000002", "code": "K7QF-2M9X-PL4D-8RWA",
+        "expires_at": "2026-03-02T12:00:00+00:00"}]})
+    user_id: uuid.UUID
+    code: str = PydField(description="Shown only this once; pass it to the user, who "
+                         "exchanges it at /auth/password-reset for a password of their own.")
+    expires_at: datetime
+
+
+class PasswordResetIn(ApiModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "email": "sam.worker@example.org", "code": "K7QF-2M9X-PL4D-8RWA",
+        "new_password": "a new long passphrase"}]})
+    email: str = PydField(min_length=1, max_length=320)
+    code: str = PydField(min_length=1, max_length=100)
+    new_password: str = PydField(min_length=1, max_length=256)
+
+
+class OidcLogin(SQLModel, table=True):
+    """One single sign-on attempt between the redirect to the provider and its callback:
+    kept in the database (any API process may receive the callback), bound to the browser
+    by a cookie, used once."""
+
+    __tablename__ = "oidc_logins"
+    id: uuid.UUID = id_field()
+    state_hash: str = Field(max_length=64, unique=True)
+    browser_hash: str = Field(max_length=64)
+    nonce: str = Field(max_length=100)
+    code_verifier: str = Field(max_length=128)
+    created_at: datetime = utc_field(default_now=True)
+    expires_at: datetime = utc_field(index=True)
 
 
 class StaffSession(SQLModel, table=True):

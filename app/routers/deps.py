@@ -14,8 +14,10 @@ request instead of three and two.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
@@ -30,7 +32,7 @@ from app.core.db import new_session
 from app.core.errors import Unauthorized
 from app.core.pages import wants_html
 from app.core.security import StaffTokens, is_capture_token
-from app.services import capture, staff
+from app.services import access, capture, staff
 
 _oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False,
                                scheme_name="staff",
@@ -41,6 +43,65 @@ _bearer = HTTPBearer(auto_error=False, scheme_name="capture_token",
 _device_key = APIKeyHeader(name="X-Device-Key", auto_error=False, scheme_name="device_key",
                            description="An enrolled tablet's device key, sent with its "
                            "worker's staff token when syncing.")
+
+
+def client_address(request: Request) -> str | None:
+    """The caller's address: the connection's peer, or, when the peer is one of the
+    council's reverse proxies (setting trusted_proxies), the address that proxy says it
+    forwarded for. Headers from anyone else are ignored, so a client cannot choose its own
+    address (and with it, its sign-in throttle and audit trail)."""
+    peer = request.client.host if request.client else None
+    proxies = trusted_networks(tuple(request.app.state.settings.trusted_proxies))
+    if not proxies or not _is_trusted(peer, proxies):
+        return peer
+    chain = _forwarded_chain(request.headers)
+    # The nearest hop not run by the council is the client; proxies append on the right.
+    for hop in reversed(chain):
+        if not _is_trusted(hop, proxies):
+            return hop
+    return chain[0] if chain else peer
+
+
+@lru_cache(maxsize=8)
+def trusted_networks(entries: tuple[str, ...]) -> tuple:
+    return tuple(ipaddress.ip_network(e.strip(), strict=False) for e in entries)
+
+
+def _is_trusted(address: str | None, proxies: tuple) -> bool:
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return False
+    return any(ip in network for network in proxies)
+
+
+def _forwarded_chain(headers) -> list[str]:  # noqa: ANN001 - Starlette's Headers
+    """The addresses a request passed through, oldest first: RFC 7239 `Forwarded: for=`
+    when sent, else `X-Forwarded-For`. Anything that is not an address ends the chain."""
+    hops: list[str] = []
+    if "forwarded" in headers:
+        for element in ",".join(headers.getlist("forwarded")).split(","):
+            for pair in element.split(";"):
+                name, _, value = pair.strip().partition("=")
+                if name.lower() == "for":
+                    hops.append(_bare_address(value.strip().strip('"')))
+    else:
+        hops = [_bare_address(h.strip()) for h in
+                ",".join(headers.getlist("x-forwarded-for")).split(",") if h.strip()]
+    return [h for h in hops if h]
+
+
+def _bare_address(value: str) -> str:
+    """'[2001:db8::1]:443' -> '2001:db8::1', '192.0.2.7:5000' -> '192.0.2.7'; '' when it
+    is not an address (an obfuscated RFC 7239 identifier, 'unknown')."""
+    if value.startswith("["):
+        value = value[1:].partition("]")[0]
+    elif value.count(":") == 1:
+        value = value.partition(":")[0]
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        return ""
 
 
 async def get_settings(request: Request) -> Settings:
@@ -73,7 +134,10 @@ def _required(token: str | None) -> str:
 
 def _actor(db: Session, tokens: StaffTokens, token: str) -> Actor:
     if is_capture_token(token):
-        return Actor(capture_session=capture.session_from_capture_token(db, token))
+        session = capture.session_from_capture_token(db, token)
+        # A capture token dies with its worker's right to the child (services/access).
+        access.capture_token_usable(db, session)
+        return Actor(capture_session=session)
     return staff.staff_from_token(db, tokens, token)
 
 
@@ -108,7 +172,7 @@ def get_negotiated_context(request: Request, db: Annotated[Session, Depends(get_
 def _context(request: Request, db: Session, token: str | None) -> Context:
     actor = _actor(db, request.app.state.tokens, _required(token))
     db.commit()  # hand the connection back while the request waits for the endpoint's turn
-    return Context(db=db, actor=actor, client_ip=request.client.host if request.client else None,
+    return Context(db=db, actor=actor, client_ip=client_address(request),
                    user_agent=request.headers.get("user-agent"),
                    request_id=getattr(request.state, "request_id", None))
 
@@ -147,7 +211,7 @@ async def get_caller(request: Request, db: Annotated[Session, Depends(get_db)],
 async def get_anonymous_context(request: Request,
                                 db: Annotated[Session, Depends(get_db)]) -> Context:
     """The request's facts for endpoints used before signing in (sign-in, refresh)."""
-    return Context(db=db, actor=Actor(), client_ip=request.client.host if request.client else None,
+    return Context(db=db, actor=Actor(), client_ip=client_address(request),
                    user_agent=request.headers.get("user-agent"),
                    request_id=getattr(request.state, "request_id", None))
 

@@ -40,6 +40,15 @@ def end_session(session_id: uuid.UUID, ctx: Ctx, settings: AppSettings) -> Sessi
     return capture.end_session(ctx, settings, session_id)
 
 
+@router.post("/sessions/{session_id}/capture-token", response_model=SessionOut,
+             summary="Issue a new capture token for an open session (the old one stops working)",
+             responses={409: {"description": "The session has ended or expired."}})
+def new_capture_token(session_id: uuid.UUID, ctx: Ctx) -> SessionOut:
+    """For when the tablet was restarted and lost its token: the worker who holds the child
+    gets a fresh `capture_token` for the same session; the one before stops working."""
+    return capture.reissue_capture_token(ctx, session_id)
+
+
 @router.get("/sessions/{session_id}/boards", response_model=SessionBoardsOut,
             summary="The boards offered in this session, with the child's preferences",
             responses={304: {"description": "Unchanged since the ETag in If-None-Match."}})

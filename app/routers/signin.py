@@ -39,7 +39,7 @@ def signin(request: Request, ctx: AnonCtx, username: Annotated[str, Form(max_len
         tokens = staff.sign_in(ctx, state.hashing, state.tokens, state.settings, username,
                                password)
     except Problem as problem:
-        if problem.status not in (401, 429):
+        if problem.status not in (401, 403, 429):
             raise
         return render(request, "signin.html", {"next": target, "problem": problem.detail},
                       status_code=problem.status)

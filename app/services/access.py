@@ -85,6 +85,13 @@ def require_staff(actor: Actor) -> User:
     return actor.user
 
 
+def require_team_manager(actor: Actor) -> User:
+    user = require_staff(actor)
+    if user.role != Role.team_manager or user.team_id is None:
+        raise Forbidden("Only a team manager can list their team's workers.")
+    return user
+
+
 def require_admin(actor: Actor) -> User:
     user = require_staff(actor)
     if user.role != Role.admin:
@@ -183,6 +190,39 @@ def session_for(ctx: Context, session_id: uuid.UUID, need: Need) -> CaptureSessi
                       "No capture session with this id is visible to you.")
 
 
+def capture_token_usable(db: Session, session: CaptureSession) -> None:
+    """A capture token works only while the worker who issued it still may capture with
+    the child: their account is active, the child is still allocated to them, and they have
+    not signed out everywhere, changed their password or been deactivated since (their
+    capture generation is the one the token was issued under). Checked at every use, so a
+    change takes effect at once; 401 otherwise."""
+    issuer = db.get(User, session.token_issued_by or session.worker_id)
+    if issuer is None or not issuer.is_active or \
+            issuer.capture_generation != session.token_generation:
+        raise Unauthorized("This capture token was ended when its worker signed out "
+                           "everywhere, changed their password or left; the worker can issue "
+                           "a new one (POST /api/v1/sessions/{id}/capture-token).",
+                           slug="capture-token-ended", title="Capture token ended")
+    if not holds_child(db, issuer, session.child_id):
+        raise Unauthorized("This capture token stopped working: the child is no longer "
+                           "allocated to the worker who opened the session. The worker now "
+                           "holding the child can start a new session.",
+                           slug="capture-token-ended", title="Capture token ended")
+
+
+def child_mode_entry(actor: Actor, source: str, note: str | None) -> None:
+    """What child mode may not claim: a parent's or carer's report is the worker's to
+    record (it is not the child's voice), and so is the worker's note."""
+    if actor.capture_session is None:
+        return
+    if source == "parent_or_carer_report":
+        raise Forbidden("A parent's or carer's report is recorded by the worker with their "
+                        "own sign-in, not in child mode.", slug="capture-token-scope")
+    if note is not None:
+        raise Forbidden("The note is the worker's; child mode cannot write it. The worker "
+                        "adds it with their own sign-in.", slug="capture-token-scope")
+
+
 # --- enrolled devices ------------------------------------------------------------------
 
 def may_enroll_device(ctx: Context) -> User:
@@ -248,13 +288,14 @@ def tablet_device(ctx: Context, device_id: uuid.UUID | None,
 
 
 def entry_readable(ctx: Context, child_id: uuid.UUID, session_id: uuid.UUID,
-                   not_found: str) -> None:
-    """May the caller read an entry (or its media) of this child made in this session?
-    A capture token: only its own session's. Staff: whoever may read the child. Anything
-    else answers 404 with `not_found`, so its existence does not leak."""
+                   not_found: str, created_by: uuid.UUID | None = None) -> None:
+    """May the caller read an entry (or its media) of this child made in this session by
+    `created_by` (None: in child mode)? A capture token: only what child mode captured in
+    its own session, never what the worker added. Staff: whoever may read the child.
+    Anything else answers 404 with `not_found`, so its existence does not leak."""
     session = ctx.actor.capture_session
     if session is not None:
-        if session.id != session_id:
+        if session.id != session_id or created_by is not None:
             raise NotFound(not_found)
         return
     try:

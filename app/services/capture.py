@@ -259,7 +259,9 @@ def open_session(ctx: Context, settings: Settings, child_id: uuid.UUID,
     token, token_hash = new_capture_token()
     session = _start_session(ctx, settings, child.id, setting=data.setting,
                              purpose=data.purpose, board_ids=data.board_ids,
-                             started_at=utcnow(), device=data.device, token_hash=token_hash)
+                             started_at=utcnow(), device=data.device, token_hash=token_hash,
+                             token_issued_by=ctx.user.id,
+                             token_generation=ctx.user.capture_generation)
     audit.record(ctx, "session.open", child_id=child.id, object_type="session",
                  object_id=session.id)
     ctx.db.commit()
@@ -480,6 +482,7 @@ def prepare_entry(ctx: Context, settings: Settings, session: CaptureSession, dat
     if data.kind == "observation" and not ctx.actor.is_staff:
         raise Forbidden("Observations are the worker's; child mode cannot add them.",
                         slug="capture-token-scope")
+    access.child_mode_entry(ctx.actor, data.source, data.note)
     print_ = fingerprint(data)
     existing = _stored(ctx.db, data.client_id) if stored is _LOOK_IT_UP else stored
     if existing is not None:
@@ -717,3 +720,27 @@ def clear_for_family(ctx: Context, entry_id: uuid.UUID, data: FamilyClearance) -
                  object_id=entry.id)
     ctx.db.commit()
     return entries_out(ctx.db, [entry])[0]
+
+
+def reissue_capture_token(ctx: Context, session_id: uuid.UUID) -> SessionOut:
+    """A new capture token for an open session (the tablet was restarted and lost it), for
+    the worker who holds the child; the old token stops working at once. 409 once the
+    session has ended or expired."""
+    session = access.session_for(ctx, session_id, Need.write)
+    if ctx.actor.capture_session is not None:
+        raise Forbidden("Only the worker can issue a new capture token, with their own "
+                        "sign-in.", slug="capture-token-scope")
+    status = session_status(session)
+    if status != "open" or session.token_hash is None:
+        why = ("it was started offline on a tablet and has no capture token"
+               if status == "open" else f"it has {status}")
+        raise Conflict(f"This session cannot have a new capture token: {why}. Open a new "
+                       "session instead.", slug="session-not-open")
+    token, token_hash = new_capture_token()
+    session.token_hash, session.token_issued_by = token_hash, ctx.user.id
+    session.token_generation = ctx.user.capture_generation
+    ctx.db.add(session)
+    audit.record(ctx, "session.capture_token", child_id=session.child_id,
+                 object_type="session", object_id=session.id)
+    ctx.db.commit()
+    return session_out(ctx.db, session, token)

@@ -318,6 +318,7 @@ async def add_media(ctx: Context, session: CaptureSession, form: ReceivedForm, *
                     jobs: MediaJobs) -> tuple[EntryOut, bool, dict[str, float]]:
     """Returns the entry, whether this call created it, and the time each step took."""
     data = parse_fields(form.fields)
+    access.child_mode_entry(ctx.actor, data.source, None)
     if form.file is None:
         raise Invalid("Send the photo or recording in a multipart part named 'file'.",
                       field=["body", "file"])

@@ -127,7 +127,8 @@ def open_media(ctx: Context, media_id: uuid.UUID, which: str) -> ServedFile:
     media = ctx.db.get(Media, media_id)
     if media is None:
         raise NotFound(MEDIA_NOT_FOUND)
-    access.entry_readable(ctx, media.child_id, media.session_id, MEDIA_NOT_FOUND)
+    access.entry_readable(ctx, media.child_id, media.session_id, MEDIA_NOT_FOUND,
+                          created_by=media.created_by)
     if media.erased_at is not None:
         raise Problem("This media was erased; the record keeps only that it existed.",
                       status=410, slug="media-erased", title="Media erased")
