@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.security import (APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer,
                               OAuth2PasswordBearer)
 from sqlmodel import Session
@@ -23,6 +23,7 @@ from app.core.context import Actor, Context
 from app.core.db import new_session
 from app.core.errors import Unauthorized
 from app.core.security import is_capture_token
+from app.models.common import INT32_MAX
 from app.services import capture, staff
 
 _oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False,
@@ -99,3 +100,6 @@ async def page_params(request: Request,
 
 
 Paging = Annotated[PageParams, Depends(page_params)]
+
+# A version in a path, as the server numbers them (1, 2, …; an INTEGER column).
+VersionPath = Annotated[int, Path(ge=1, le=INT32_MAX)]

@@ -5,7 +5,7 @@ from fastapi import APIRouter, Query
 
 from app.models.capture import (EntryKind, EntryOut, FamilyClearance, OtherPeopleUpdate,
                                 Source)
-from app.models.common import Page, UtcDatetime
+from app.models.common import Page, SafeText, UtcDatetime
 from app.routers.deps import Ctx, Paging
 from app.services import capture
 
@@ -16,7 +16,7 @@ router = APIRouter(tags=["capture"])
             summary="A child's voice entries, newest first")
 def list_entries(child_id: uuid.UUID, ctx: Ctx, page: Paging,
                  kind: EntryKind | None = None,
-                 topic: Annotated[str | None, Query(max_length=100)] = None,
+                 topic: Annotated[SafeText | None, Query(max_length=100)] = None,
                  source: Source | None = None,
                  since: Annotated[UtcDatetime | None,
                                   Query(description="captured_at on or after")] = None,

@@ -7,7 +7,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from app.core.errors import Problem
-from app.core.multipart import receive_multipart, receive_raw
+from app.core.multipart import byte_count, receive_multipart, receive_raw
 from app.models.capture import EntryOut
 from app.models.media import MediaErase, MediaUploadIn
 from app.routers.deps import AppSettings, Ctx
@@ -63,13 +63,12 @@ async def upload_media(session_id: uuid.UUID, request: Request, ctx: Ctx,
     file so the size limit of its kind applies from the first byte."""
     session = await run_in_threadpool(media_capture.authorise, ctx, session_id)
     started = time.perf_counter()
-    length = request.headers.get("content-length")
     form = await receive_multipart(
         request.stream(), request.headers.get("content-type"),
         staging_dir(settings.media_root), file_field="file",
         limit_for=lambda fields: media_capture.limit_for(settings, fields.get("kind")),
         too_large=media_capture.too_large,
-        content_length=int(length) if length and length.isdigit() else None,
+        content_length=byte_count(request.headers.get("content-length")),
         max_total=media_capture.limit_for(settings, None) + 64 * 1024)
     received = time.perf_counter() - started
     try:
@@ -87,7 +86,7 @@ async def upload_media(session_id: uuid.UUID, request: Request, ctx: Ctx,
     return entry
 
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"^bytes=([0-9]{0,18})-([0-9]{0,18})$")
 
 
 def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:

@@ -1,11 +1,11 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, status
+from fastapi import APIRouter, Query, Request, status
 
 from app.models.common import Page
 from app.models.plan import PlanOut, PlanVersionOut, PlanVersionSummary, SectionKey, SectionUpdate
-from app.routers.deps import Ctx, Paging
+from app.routers.deps import Ctx, Paging, VersionPath
 from app.services import plans
 
 router = APIRouter(tags=["my plan"])
@@ -47,6 +47,6 @@ def list_versions(child_id: uuid.UUID, ctx: Ctx, page: Paging) -> dict:
 
 @router.get("/children/{child_id}/plan/versions/{version}", response_model=PlanVersionOut,
             summary="One published version of the plan")
-def get_version(child_id: uuid.UUID, version: Annotated[int, Path(ge=1)],
+def get_version(child_id: uuid.UUID, version: VersionPath,
                 ctx: Ctx) -> PlanVersionOut:
     return plans.get_version(ctx, child_id, version)

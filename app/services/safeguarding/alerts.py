@@ -38,6 +38,7 @@ from app.core.db import new_session
 from app.core.errors import Conflict, Invalid
 from app.models.capture import VoiceEntry
 from app.models.child import Child
+from app.models.common import sane_utc
 from app.models.safeguarding import AlertAcknowledge, AlertOut, SafeguardingAlert
 from app.services import access, audit
 from app.services.safeguarding import outbox
@@ -131,7 +132,7 @@ def _uncursor(cursor: str) -> tuple[int, datetime, uuid.UUID]:
         parsed = datetime.fromisoformat(when)
         if parsed.tzinfo is None:
             raise ValueError
-        return int(rank), parsed, uuid.UUID(alert_id)
+        return int(rank), sane_utc(parsed), uuid.UUID(alert_id)
     except ValueError:
         raise Invalid("cursor is not one this server gave out; start again without it",
                       field=["query", "cursor"]) from None
