@@ -12,11 +12,13 @@ from starlette.concurrency import run_in_threadpool
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine, new_session
 from app.core.errors import install_error_handlers
+from app.core.limits import BodyLimitMiddleware
 from app.core.middleware import RequestContextMiddleware
 from app.core.security import PasswordHashing, StaffTokens
 from app.routers import (admin, alerts, audit_trail, auth, boards, children, consents,
                          devices, entries, exports, health, media, plans, sessions, staff,
                          sync, uploads)
+from app.routers.deps import get_context
 from app.services.media.capture import MediaJobs
 from app.services.background import OutboxWorker
 from app.services.staff import bootstrap_admin
@@ -76,7 +78,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.media_jobs = MediaJobs(settings.media_jobs)
 
     install_error_handlers(app)
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(BodyLimitMiddleware, caller=get_context,
+                       default_limit=settings.body_max_bytes,
+                       limits_by_path={f"{API_PREFIX}/sync": settings.sync_body_max_bytes})
+    app.add_middleware(RequestContextMiddleware)  # outermost: its headers go on every answer
 
     app.include_router(health.router)
     for module in (auth, staff, children, consents, boards, sessions, entries, plans, media,

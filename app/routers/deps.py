@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from app.core.config import Settings
 from app.core.context import Actor, Context
 from app.core.db import new_session
-from app.core.errors import Unauthorized
+from app.core.errors import not_signed_in
 from app.core.security import is_capture_token
 from app.models.common import INT32_MAX
 from app.services import capture, staff
@@ -58,8 +58,7 @@ def get_context(request: Request, db: Annotated[Session, Depends(get_db)],
                 ) -> Context:
     token = staff_token or (bearer.credentials if bearer else None)
     if not token:
-        raise Unauthorized("Sign in first: send 'Authorization: Bearer <token>'.",
-                           slug="not-signed-in")
+        raise not_signed_in()
     if is_capture_token(token):
         actor = Actor(capture_session=capture.session_from_capture_token(db, token))
     else:
