@@ -13,6 +13,7 @@ from app.core.config import Settings, get_settings
 from app.core.db import make_engine, new_session
 from app.core.errors import install_error_handlers
 from app.core.limits import BodyLimitMiddleware
+from app.core.openapi import install_openapi
 from app.core.middleware import RequestContextMiddleware
 from app.core.security import PasswordHashing, StaffTokens
 from app.routers import (admin, alerts, audit_trail, auth, boards, children, consents,
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.media_jobs = MediaJobs(settings.media_jobs)
 
     install_error_handlers(app)
+    install_openapi(app)
     app.add_middleware(BodyLimitMiddleware, caller=get_context,
                        default_limit=settings.body_max_bytes,
                        limits_by_path={f"{API_PREFIX}/sync": settings.sync_body_max_bytes})

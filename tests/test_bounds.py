@@ -5,11 +5,13 @@ are sane, header byte counts are ASCII digits, and bodies are bounded while they
 from __future__ import annotations
 
 import base64
+import io
 import json
 import uuid
 from datetime import date, timedelta
 
 import pytest
+from PIL import Image
 from sqlmodel import func, select
 
 from app.core.db import new_session
@@ -177,9 +179,16 @@ def test_tus_byte_counts_are_ascii_digits(world: World, client, value: str) -> N
     assert "Upload-Offset" in assert_problem(r, 400)["detail"]
 
 
+def unique_png() -> bytes:
+    """A small PNG no other test uploads (the media store is shared across tests)."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), tuple(uuid.uuid4().bytes[:3])).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
 def test_a_range_in_other_digits_is_ignored(world: World) -> None:
     session, tablet = media_session(world)
-    entry = upload(tablet, session["id"], sample("drawing.png")).json()
+    entry = upload(tablet, session["id"], unique_png()).json()
     url = entry["media"][0]["url"].removeprefix("/api/v1")
     r = world.worker.get(url, headers={"Range": "bytes=²-".encode("latin-1")})
     assert r.status_code == 200 and r.content[:8] == b"\x89PNG\r\n\x1a\n"
@@ -251,3 +260,59 @@ def test_an_unauthenticated_body_is_never_read(world: World, app) -> None:  # no
     r = world.anonymous.post("/auth/token", data={"username": "nobody@example.org",
                                                   "password": "wrong"})
     assert_problem(r, 401)
+
+
+# --- small things a user tripped over (issue 12) ---------------------------------------
+
+@pytest.mark.parametrize("name, sent_as, words", [
+    ("voice_ipad.m4a", "photo", "This is a recording: send it with kind=audio."),
+    ("voice.wav", "photo", "This is a recording: send it with kind=audio."),
+    ("drawing.png", "audio", "This is a photo: send it with kind=photo."),
+])
+def test_the_wrong_kind_says_which_kind_it_is(world: World, app, name: str,  # noqa: ANN001
+                                              sent_as: str, words: str) -> None:
+    session, tablet = media_session(world)
+    before = _counts(app)
+    problem = assert_problem(upload(tablet, session["id"], sample(name), kind=sent_as), 422)
+    assert problem["detail"] == words and "kind" in _locs(problem)
+    assert _counts(app) == before
+
+
+def test_audio_answers_its_sample_rate_and_media_answers_head(world: World) -> None:
+    session, tablet = media_session(world)
+    entry = upload(tablet, session["id"], sample("voice.wav"), kind="audio").json()
+    [clip] = entry["media"]
+    assert clip["sample_rate"] in (8000, 16000, 22050, 24000, 44100, 48000)
+    for url in (clip["url"], clip["playback_url"]):
+        path = url.removeprefix("/api/v1")
+        got, head = world.worker.get(path), world.worker.request("HEAD", path)
+        assert head.status_code == 200 and head.content == b""
+        for name in ("content-type", "content-length", "etag", "accept-ranges"):
+            assert head.headers[name] == got.headers[name]
+        part = world.worker.request("HEAD", path, headers={"Range": "bytes=0-9"})
+        assert part.status_code == 206 and part.headers["content-range"].startswith("bytes 0-9/")
+    problem = assert_problem(world.worker.get(clip["url"].removeprefix("/api/v1") +
+                                              "/thumbnail"), 404)
+    assert problem["detail"] == "This media has no thumbnail: only photos have one."
+
+
+def test_alerts_name_the_child_and_entries_say_they_raised_one(world: World) -> None:
+    board = world.admin.post("/boards", json={
+        "name": "Safe", "grid": {"rows": 1, "columns": 2, "order": [["hurt", "happy"]]},
+        "buttons": [{"id": "hurt", "label": "hurt", "ext_childvoice_safeguarding": True},
+                    {"id": "happy", "label": "happy"}]}).json()
+    session = world.worker.post(f"/children/{world.child_id}/sessions", json={
+        "setting": "home", "board_ids": [board["id"]]}).json()
+    tablet = world.capture(session)
+    path = f"/sessions/{session['id']}/entries"
+    hurt = tablet.post(path, json=symbols_entry(board, ["hurt"]))
+    assert hurt.status_code == 201 and hurt.json()["raised_alert"] is None  # child mode
+    happy = world.worker.post(path, json=symbols_entry(board, ["happy"]))
+    assert happy.json()["raised_alert"] is False
+    [alert] = world.worker.get("/alerts").json()["items"]
+    assert alert["preferred_name"] == "Robin"
+    assert world.manager.get(f"/alerts/{alert['id']}").json()["preferred_name"] == "Robin"
+    shown = {e["id"]: e["raised_alert"]
+             for e in world.worker.get(f"/children/{world.child_id}/entries").json()["items"]}
+    assert shown == {hurt.json()["id"]: True, happy.json()["id"]: False}
+    assert world.worker.get(f"/entries/{hurt.json()['id']}").json()["raised_alert"] is True

@@ -284,6 +284,8 @@ class EntryOut(ApiModel):
                                              "this back (tablet clock); status is then "
                                              "`retracted` and it leaves the plan.")
     retracted_by: uuid.UUID | None = None
+    raised_alert: bool | None = PydField(default=None, description="Whether this entry "
+                                         "raised a safeguarding alert; null in child mode.")
 
 
 class OtherPeopleUpdate(ApiModel):

@@ -121,6 +121,8 @@ class MediaOut(ApiModel):
     duration_s: float | None = None
     codec: str | None = None
     channels: int | None = None
+    sample_rate: int | None = PydField(default=None, description="Audio: samples per "
+                                       "second, e.g. 48000.")
     caption: str | None = None
     taken_at: datetime | None = None
     upload_sha256: str = PydField(description="Of the bytes as they were uploaded.")

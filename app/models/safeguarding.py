@@ -71,6 +71,9 @@ class AlertSignal(ApiModel):
 class AlertOut(ApiModel):
     id: uuid.UUID
     child_id: uuid.UUID
+    preferred_name: str | None = PydField(default=None, description="The child's preferred "
+                                          "name (alerts are shown only to those who may see "
+                                          "the child).")
     entry_id: uuid.UUID
     status: Literal["open", "acknowledged"]
     escalated: bool

@@ -28,7 +28,9 @@ def sign_in(request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends
 
 
 @router.post("/auth/refresh", response_model=TokenOut,
-             summary="Swap a refresh token (each works once) for a new pair")
+             summary="Swap a refresh token (each works once) for a new pair",
+             responses={401: {"description": "The refresh token is invalid, used or expired "
+                              "(a reused one also ends its sign-in); sign in again."}})
 def refresh(request: Request, data: RefreshIn, ctx: AnonCtx) -> dict:
     return staff.refresh(ctx, request.app.state.tokens, data.refresh_token)
 

@@ -81,6 +81,9 @@ _PHOTO_BODY = {"required": True, "content": {"multipart/form-data": {"schema": {
 
 @router.post("/children/{child_id}/board-photos", response_model=BoardPhotoOut,
              status_code=status.HTTP_201_CREATED, openapi_extra={"requestBody": _PHOTO_BODY},
+             responses={413: {"description": "Past the photo size limit."},
+                        415: {"description": "Not an accepted photo type, or not a "
+                              "multipart body."}},
              summary="Upload a photo for this child's own boards (cleaned: no EXIF or location)")
 async def upload_board_photo(child_id: uuid.UUID, request: Request, ctx: Ctx,
                              settings: AppSettings) -> BoardPhotoOut:

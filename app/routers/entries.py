@@ -38,6 +38,7 @@ def set_other_people(entry_id: uuid.UUID, data: OtherPeopleUpdate, ctx: Ctx) -> 
 
 
 @router.post("/entries/{entry_id}/family-clearance", response_model=EntryOut,
-             summary="Clear an entry with other people in it for family-facing exports")
+             summary="Clear an entry with other people in it for family-facing exports",
+             responses={409: {"description": "No other people are recorded in it."}})
 def clear_for_family(entry_id: uuid.UUID, data: FamilyClearance, ctx: Ctx) -> EntryOut:
     return capture.clear_for_family(ctx, entry_id, data)

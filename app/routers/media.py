@@ -51,6 +51,8 @@ _UPLOAD_SCHEMA = {
     summary="Upload a photo or recording (201), or get back the stored entry (200)",
     responses={200: {"model": EntryOut, "description": "Already stored: this client_id was "
                      "sent before with the same file; the stored entry is returned."},
+               409: {"description": "This client_id was used for a different upload, or "
+                     "is still being processed (retry)."},
                413: {"description": "The file passed its kind's size limit."},
                415: {"description": "Not an accepted photo or recording type."},
                422: {"description": "Unreadable, empty, too many pixels, too long, or a "
@@ -141,19 +143,25 @@ def _serve(request: Request, ctx: Ctx, media_id: uuid.UUID, which: str) -> Respo
         wanted = None  # the client's copy is stale: send the whole file
     byte_range = _byte_range(wanted, served.size)
     store = request.app.state.media_store
+    head_only = request.method == "HEAD"  # the same answer, without the bytes
     if byte_range is None:
         headers["Content-Length"] = str(served.size)
+        if head_only:
+            return Response(status_code=200, media_type=served.content_type, headers=headers)
         return StreamingResponse(store.open_range(served.sha256), status_code=200,
                                  media_type=served.content_type, headers=headers)
     start, end = byte_range
     headers["Content-Range"] = f"bytes {start}-{end}/{served.size}"
     headers["Content-Length"] = str(end - start + 1)
+    if head_only:
+        return Response(status_code=status.HTTP_206_PARTIAL_CONTENT,
+                        media_type=served.content_type, headers=headers)
     return StreamingResponse(store.open_range(served.sha256, start, end),
                              status_code=status.HTTP_206_PARTIAL_CONTENT,
                              media_type=served.content_type, headers=headers)
 
 
-_SERVE_RESPONSES = {200: {"content": {"image/jpeg": {}, "audio/mp4": {}},
+_SERVE_RESPONSES = {200: {"content": {"image/*": {}, "audio/*": {}},
                           "description": "The file."},
                     206: {"description": "Part of the file (Range)."},
                     304: {"description": "Not modified (If-None-Match)."},
@@ -161,28 +169,31 @@ _SERVE_RESPONSES = {200: {"content": {"image/jpeg": {}, "audio/mp4": {}},
                     416: {"description": "Range not satisfiable."}}
 
 
-@router.get("/media/{media_id}", response_class=StreamingResponse, responses=_SERVE_RESPONSES,
-            summary="The clean photo or recording (for HEIC, its JPEG rendition)")
+@router.api_route("/media/{media_id}", methods=["GET", "HEAD"],
+                  response_class=StreamingResponse, responses=_SERVE_RESPONSES,
+                  summary="The clean photo or recording (for HEIC, its JPEG rendition); "
+                  "HEAD answers the same without the bytes")
 def get_media(media_id: uuid.UUID, request: Request, ctx: Ctx) -> Response:
     return _serve(request, ctx, media_id, "main")
 
 
-@router.get("/media/{media_id}/thumbnail", response_class=StreamingResponse,
-            responses=_SERVE_RESPONSES, summary="A photo's thumbnail")
+@router.api_route("/media/{media_id}/thumbnail", methods=["GET", "HEAD"],
+                  response_class=StreamingResponse, responses=_SERVE_RESPONSES,
+                  summary="A photo's thumbnail")
 def get_thumbnail(media_id: uuid.UUID, request: Request, ctx: Ctx) -> Response:
     return _serve(request, ctx, media_id, "thumbnail")
 
 
-@router.get("/media/{media_id}/playback", response_class=StreamingResponse,
-            responses=_SERVE_RESPONSES,
-            summary="A recording's playback copy (AAC in M4A; every browser plays it)")
+@router.api_route("/media/{media_id}/playback", methods=["GET", "HEAD"],
+                  response_class=StreamingResponse, responses=_SERVE_RESPONSES,
+                  summary="A recording's playback copy (AAC in M4A; every browser plays it)")
 def get_playback(media_id: uuid.UUID, request: Request, ctx: Ctx) -> Response:
     return _serve(request, ctx, media_id, "playback")
 
 
 @router.post("/media/{media_id}/erase", response_model=EntryOut,
              summary="Erase a photo or recording, with a reason (team manager); the entry "
-             "keeps a tombstone")
+             "keeps a tombstone", responses={409: {"description": "Already erased."}})
 def erase_media(media_id: uuid.UUID, data: MediaErase, request: Request, ctx: Ctx) -> EntryOut:
     entry_id = media.erase_media(ctx, request.app.state.media_store, media_id, data)
     return capture.get_entry(ctx, entry_id)

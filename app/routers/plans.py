@@ -25,7 +25,9 @@ def get_plan(request: Request, child_id: uuid.UUID, ctx: Ctx, latest: Latest = N
 
 
 @router.put("/children/{child_id}/plan/sections/{key}", response_model=PlanOut,
-            summary="Write a section and pin entries into it (allocated worker)")
+            summary="Write a section and pin entries into it (allocated worker)",
+            responses={409: {"description": "Saved by someone else at the same moment; "
+                             "reload and try again."}})
 def update_section(request: Request, child_id: uuid.UUID, key: SectionKey, data: SectionUpdate,
                    ctx: Ctx, latest: Latest = None) -> PlanOut:
     return plans.update_section(ctx, child_id, key, data, _latest(request, latest))
@@ -33,7 +35,9 @@ def update_section(request: Request, child_id: uuid.UUID, key: SectionKey, data:
 
 @router.post("/children/{child_id}/plan/versions", response_model=PlanVersionOut,
              status_code=status.HTTP_201_CREATED,
-             summary="Publish the plan as it reads now, as an unchangeable version")
+             summary="Publish the plan as it reads now, as an unchangeable version",
+             responses={409: {"description": "Another version was published at the same "
+                              "moment; reload and try again."}})
 def publish(request: Request, child_id: uuid.UUID, ctx: Ctx,
             latest: Latest = None) -> PlanVersionOut:
     return plans.publish(ctx, child_id, _latest(request, latest))

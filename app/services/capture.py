@@ -139,7 +139,8 @@ def get_session_boards(ctx: Context, session_id: uuid.UUID) -> SessionBoardsOut:
 
 # --- entries ---------------------------------------------------------------------------
 
-def entry_out(entry: VoiceEntry, attached: media.EntryMedia | None = None) -> EntryOut:
+def entry_out(entry: VoiceEntry, attached: media.EntryMedia | None = None,
+              raised_alert: bool | None = None) -> EntryOut:
     return EntryOut(id=entry.id, client_id=entry.client_id, kind=entry.kind,
                     child_id=entry.child_id, session_id=entry.session_id, source=entry.source,
                     consent_id=entry.consent_id, captured_at=entry.captured_at,
@@ -154,13 +155,14 @@ def entry_out(entry: VoiceEntry, attached: media.EntryMedia | None = None) -> En
                     media=attached.items if attached else [],
                     media_withdrawn=attached.withdrawn if attached else False,
                     media_erased=attached.erased if attached else [],
-                    **entry.content)
+                    raised_alert=raised_alert, **entry.content)
 
 
 def entries_out(db: Session, entries: list[VoiceEntry]) -> list[EntryOut]:
     """Entries as the API shows them, with the media each may still show."""
     attached = media.media_for_entries(db, entries)
-    return [entry_out(e, attached.get(e.id)) for e in entries]
+    alerted = safeguarding.entries_with_alerts(db, [e.id for e in entries])
+    return [entry_out(e, attached.get(e.id), e.id in alerted) for e in entries]
 
 
 def fingerprint(data: EntryIn) -> str:
@@ -239,7 +241,9 @@ def add_entry(ctx: Context, session_id: uuid.UUID, data: EntryIn,
     audit.record(ctx, "entry.create", child_id=session.child_id, object_type="entry",
                  object_id=entry.id)
     ctx.db.commit()
-    return entry_out(entry), True
+    # Child mode is not told: whoever holds the tablet may be the one the child fears.
+    shown_alert = None if ctx.actor.capture_session is not None else bool(signals)
+    return entry_out(entry, raised_alert=shown_alert), True
 
 
 _LOOK_IT_UP: Any = object()

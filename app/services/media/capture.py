@@ -40,7 +40,7 @@ from sqlmodel import select
 from app.core.clock import utcnow
 from app.core.config import Settings
 from app.core.context import Context
-from app.core.errors import Conflict, Invalid, PayloadTooLarge
+from app.core.errors import Conflict, Invalid, PayloadTooLarge, UnsupportedMediaType
 from app.core.multipart import ReceivedFile, ReceivedForm
 from app.models.capture import CaptureSession, EntryOut, VoiceEntry
 from app.models.media import Media, MediaFile, MediaUploadIn
@@ -194,6 +194,11 @@ class Processed:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+def _wrong_kind(what: str, kind: str) -> Invalid:
+    return Invalid(f"This is {what}: send it with kind={kind}.", field=["body", "kind"],
+                   slug="wrong-kind", title="Wrong kind of media")
+
+
 def process(prepared: Prepared, workdir: Path, settings: Settings) -> Processed:
     """The heavy part: check and clean the bytes, then fsync and checksum every file made."""
     data, source = prepared.data, prepared.upload.path
@@ -201,15 +206,25 @@ def process(prepared: Prepared, workdir: Path, settings: Settings) -> Processed:
         limits = photos.PhotoLimits(max_pixels=settings.media_photo_max_pixels,
                                     thumbnail_px=settings.media_thumbnail_px,
                                     jpeg_quality=settings.media_jpeg_quality)
-        photo = photos.check_and_clean_photo(source, workdir, limits,
-                                             tz_hint=data.captured_at.tzinfo,
-                                             keep_taken_at=data.keep_taken_at)
+        try:
+            photo = photos.check_and_clean_photo(source, workdir, limits,
+                                                 tz_hint=data.captured_at.tzinfo,
+                                                 keep_taken_at=data.keep_taken_at)
+        except UnsupportedMediaType:
+            if audio.is_recording(source):
+                raise _wrong_kind("a recording", "audio") from None
+            raise
         result = Processed("photo", photo.format, photo.files,
                            {"width": photo.width, "height": photo.height,
                             "taken_at": photo.taken_at}, timings=photo.timings)
     else:
-        clip = audio.check_and_clean_audio(
-            source, workdir, audio.AudioLimits(max_seconds=settings.media_audio_max_seconds))
+        try:
+            clip = audio.check_and_clean_audio(
+                source, workdir, audio.AudioLimits(max_seconds=settings.media_audio_max_seconds))
+        except UnsupportedMediaType:
+            if photos.is_photo(source):
+                raise _wrong_kind("a photo", "photo") from None
+            raise
         result = Processed("audio", clip.format, clip.files,
                            {"duration_s": clip.duration_s, "codec": clip.codec,
                             "channels": clip.channels, "sample_rate": clip.sample_rate},
