@@ -7,18 +7,20 @@ from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine, new_session
 from app.core.errors import install_error_handlers
 from app.core.limits import BodyLimitMiddleware
-from app.core.openapi import install_openapi
 from app.core.middleware import RequestContextMiddleware
+from app.core.openapi import install_openapi
+from app.core.pages import STATIC_DIR
 from app.core.security import PasswordHashing, StaffTokens
 from app.routers import (admin, alerts, audit_trail, auth, boards, children, consents,
-                         devices, entries, exports, health, media, plans, sessions, staff,
-                         sync, uploads)
+                         devices, entries, exports, health, media, plans, sessions, signin,
+                         staff, sync, uploads)
 from app.routers.deps import get_context
 from app.services.media.capture import MediaJobs
 from app.services.background import OutboxWorker
@@ -86,6 +88,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware)  # outermost: its headers go on every answer
 
     app.include_router(health.router)
+    app.include_router(signin.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for module in (auth, staff, children, consents, boards, sessions, entries, plans, media,
                    alerts, audit_trail, exports, admin, devices, sync, uploads):
         app.include_router(module.router, prefix=API_PREFIX)

@@ -5,11 +5,14 @@ from __future__ import annotations
 import logging
 import traceback
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.core import pages
 
 log = logging.getLogger("childvoice")
 
@@ -103,13 +106,25 @@ class Invalid(Problem):
         super().__init__(detail, **kw)
 
 
-def problem_response(problem: Problem, request: Request | None = None) -> JSONResponse:
+def problem_response(problem: Problem, request: Request | None = None) -> Response:
+    if request is not None and getattr(request.state, "page", False):
+        return _problem_page(problem, request)
     return JSONResponse(
         problem.document(request.url.path if request else None),
         status_code=problem.status,
         media_type=PROBLEM_MEDIA_TYPE,
         headers=problem.headers,
     )
+
+
+def _problem_page(problem: Problem, request: Request) -> Response:
+    """A problem met on a page (a browser): sign-in first, or a short page saying what is
+    wrong. The same words as the problem document."""
+    if problem.status == 401:
+        target = request.url.path
+        return RedirectResponse("/signin?" + urlencode({"next": target}), status_code=303)
+    return pages.render(request, "problem.html", {"problem": problem.document()},
+                        status_code=problem.status)
 
 
 def validation_problem(raw_errors: Any, loc_prefix: tuple[str | int, ...] = ()) -> Problem:
@@ -141,15 +156,15 @@ _STATUS_SLUGS = {404: NotFound, 401: Unauthorized, 403: Forbidden, 409: Conflict
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
-    async def _problem(request: Request, exc: Problem) -> JSONResponse:
+    async def _problem(request: Request, exc: Problem) -> Response:
         return problem_response(exc, request)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
         return problem_response(_validation_problem(exc), request)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         cls = _STATUS_SLUGS.get(exc.status_code)
         detail = exc.detail if isinstance(exc.detail, str) else "Request failed."
         if exc.status_code == 404:
@@ -162,7 +177,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem_response(problem, request)
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         # Log the type and where, not the message: messages can carry submitted values.
         log.error("unhandled %s on %s %s\n%s", type(exc).__name__, request.method,
                   request.url.path, "".join(traceback.format_tb(exc.__traceback__)))

@@ -2,7 +2,8 @@
 every request).
 
 Every answer gets a strict Content-Security-Policy that allows nothing to load or run (the
-API answers JSON, files and zips; none of them needs a script). The interactive docs
+API answers JSON, files and zips; none of them needs a script). HTML pages get their own
+policy: everything from the service itself ('self'), nothing inline, nothing third-party. The interactive docs
 (/docs, /redoc) are the one exception: their policy allows the documentation bundles from
 their CDN and, by hash, exactly the inline scripts FastAPI wrote into that page, so an
 injected script still cannot run there.
@@ -23,6 +24,15 @@ _INLINE_SCRIPT = re.compile(rb"<script>(.*?)</script>", re.DOTALL)
 
 API_CSP = ("default-src 'none'; frame-ancestors 'none'; base-uri 'none'; "
            "form-action 'none'")
+# Pages (plan, handover, reports, the tablet app) load only from the service itself: no
+# inline script or style, no third party.
+PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+            "media-src 'self' blob:; font-src 'self'; connect-src 'self'; manifest-src 'self'; "
+            "worker-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+# The tablet app alone may ask for the camera and the microphone (photos and sounds).
+TABLET_PREFIX = "/tablet/"
+TABLET_PERMISSIONS = ("camera=(self), microphone=(self), geolocation=(), payment=(), "
+                      "usb=()")
 DOCS_PATHS = frozenset({"/docs", "/redoc", "/docs/oauth2-redirect"})
 _DOCS_CSP = ("default-src 'none'; script-src https://cdn.jsdelivr.net {hashes}; "
              "style-src https://cdn.jsdelivr.net https://fonts.googleapis.com 'unsafe-inline'; "
@@ -71,12 +81,19 @@ class RequestContextMiddleware:
             else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
 
-        def decorate(message: Message, csp: str) -> None:
+        path = scope.get("path", "")
+
+        def decorate(message: Message, csp: str | None = None) -> None:
             headers = MutableHeaders(scope=message)
             headers["X-Request-ID"] = request_id
+            if path.startswith(TABLET_PREFIX) or path == TABLET_PREFIX.rstrip("/"):
+                headers["Permissions-Policy"] = TABLET_PERMISSIONS
             for key, value in SECURITY_HEADERS.items():
                 if key not in headers:
                     headers[key] = value
+            if csp is None:
+                is_page = headers.get("content-type", "").startswith("text/html")
+                csp = PAGE_CSP if is_page else API_CSP
             headers["Content-Security-Policy"] = csp
 
         if scope.get("path") in DOCS_PATHS:
@@ -85,7 +102,7 @@ class RequestContextMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                decorate(message, API_CSP)
+                decorate(message)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

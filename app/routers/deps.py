@@ -52,11 +52,30 @@ async def get_db(request: Request) -> AsyncIterator[Session]:
             db.close()
 
 
+# Pages read in a browser (plan, handover, reports) also take the access token from this
+# cookie, set by the sign-in page. Only GET pages read it: no API call that changes
+# anything accepts it, so a cross-site form can never act with it (and it is SameSite).
+PAGE_COOKIE = "childvoice_page"
+
+
 def get_context(request: Request, db: Annotated[Session, Depends(get_db)],
                 staff_token: Annotated[str | None, Depends(_oauth2)],
                 bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
                 ) -> Context:
     token = staff_token or (bearer.credentials if bearer else None)
+    return _context(request, db, token)
+
+
+def get_page_context(request: Request, db: Annotated[Session, Depends(get_db)],
+                     staff_token: Annotated[str | None, Depends(_oauth2)],
+                     ) -> Context:
+    """The caller of a page: a bearer token, or the page cookie. Problems on a page are
+    answered as pages, and a missing sign-in sends the browser to the sign-in page."""
+    request.state.page = True
+    return _context(request, db, staff_token or request.cookies.get(PAGE_COOKIE))
+
+
+def _context(request: Request, db: Session, token: str | None) -> Context:
     if not token:
         raise not_signed_in()
     if is_capture_token(token):
@@ -78,6 +97,7 @@ async def get_anonymous_context(request: Request,
 
 
 Ctx = Annotated[Context, Depends(get_context)]
+PageCtx = Annotated[Context, Depends(get_page_context)]
 AnonCtx = Annotated[Context, Depends(get_anonymous_context)]
 AppSettings = Annotated[Settings, Depends(get_settings)]
 DeviceKey = Annotated[str | None, Depends(_device_key)]
