@@ -19,7 +19,7 @@ from app.core.openapi import install_openapi
 from app.core.pages import STATIC_DIR
 from app.core.security import PasswordHashing, StaffTokens
 from app.routers import (admin, alerts, audit_trail, auth, boards, children, consents,
-                         devices, entries, exports, health, media, plans, sessions, signin,
+                         devices, docs, entries, exports, health, media, plans, sessions, signin,
                          staff, sync, uploads)
 from app.routers.deps import get_context
 from app.services.media.capture import MediaJobs
@@ -72,6 +72,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Hear disabled and non-verbal children: capture their direct work and carry "
                 "it into their My plan.",
         lifespan=lifespan,
+        # Served by routers/docs.py with assets from the service itself, not a CDN.
+        docs_url=None, redoc_url=None,
     )
     app.state.settings = settings
     app.state.engine = make_engine(settings.resolved_database_url)
@@ -88,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware)  # outermost: its headers go on every answer
 
     app.include_router(health.router)
+    app.include_router(docs.router)
     app.include_router(signin.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for module in (auth, staff, children, consents, boards, sessions, entries, plans, media,

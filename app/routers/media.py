@@ -169,24 +169,29 @@ _SERVE_RESPONSES = {200: {"content": {"image/*": {}, "audio/*": {}},
                     416: {"description": "Range not satisfiable."}}
 
 
-@router.api_route("/media/{media_id}", methods=["GET", "HEAD"],
-                  response_class=StreamingResponse, responses=_SERVE_RESPONSES,
-                  summary="The clean photo or recording (for HEIC, its JPEG rendition); "
-                  "HEAD answers the same without the bytes")
+def _serving(path: str, summary: str):  # noqa: ANN202
+    """GET and HEAD (the same answer without the bytes) for one media URL."""
+    def both(endpoint):  # noqa: ANN001, ANN202
+        for method, what in ((router.get, summary),
+                             (router.head, f"{summary}: headers only, no bytes")):
+            method(path, response_class=StreamingResponse, responses=_SERVE_RESPONSES,
+                   summary=what)(endpoint)
+        return endpoint
+    return both
+
+
+@_serving("/media/{media_id}", "The clean photo or recording (for HEIC, its JPEG rendition)")
 def get_media(media_id: uuid.UUID, request: Request, ctx: Ctx) -> Response:
     return _serve(request, ctx, media_id, "main")
 
 
-@router.api_route("/media/{media_id}/thumbnail", methods=["GET", "HEAD"],
-                  response_class=StreamingResponse, responses=_SERVE_RESPONSES,
-                  summary="A photo's thumbnail")
+@_serving("/media/{media_id}/thumbnail", "A photo's thumbnail")
 def get_thumbnail(media_id: uuid.UUID, request: Request, ctx: Ctx) -> Response:
     return _serve(request, ctx, media_id, "thumbnail")
 
 
-@router.api_route("/media/{media_id}/playback", methods=["GET", "HEAD"],
-                  response_class=StreamingResponse, responses=_SERVE_RESPONSES,
-                  summary="A recording's playback copy (AAC in M4A; every browser plays it)")
+@_serving("/media/{media_id}/playback",
+          "A recording's playback copy (AAC in M4A; every browser plays it)")
 def get_playback(media_id: uuid.UUID, request: Request, ctx: Ctx) -> Response:
     return _serve(request, ctx, media_id, "playback")
 
