@@ -12,35 +12,19 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 
+from tests.browser import live_url  # noqa: F401 - the app on a loopback port
 from tests.support import World
 from tests.sync_support import enroll
 
+ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = os.environ.get("CHILDVOICE_FUZZ_EXAMPLES", "3")
-SECONDS = os.environ.get("CHILDVOICE_FUZZ_SECONDS", "60")
+SECONDS = os.environ.get("CHILDVOICE_FUZZ_SECONDS", "25")
 CHECKS = ("not_a_server_error,status_code_conformance,content_type_conformance,"
           "response_schema_conformance")
-
-
-@pytest.fixture
-def live_url(app) -> Iterator[str]:  # noqa: ANN001
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error",
-                                           lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
 
 
 def _world_ids(world: World) -> dict[str, str]:
@@ -71,13 +55,14 @@ def fuzz(base_url: str, token: str, ids: dict[str, str], workdir: Path) -> subpr
         "--header", f"Authorization: Bearer {token}",
         "--header", f"X-Device-Key: {ids['device_key']}",
         "--report-dir", str(workdir / "report")]
-    return subprocess.run(command, capture_output=True, text=True, timeout=900,
-                          cwd=workdir, env={**os.environ, "NO_COLOR": "1"})
+    return subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=workdir,
+                          env={**os.environ, "NO_COLOR": "1", "PYTHONPATH": str(ROOT),
+                               "SCHEMATHESIS_HOOKS": "tests.fuzz_hooks"})
 
 
 @pytest.mark.parametrize("role", ["worker", "manager", "admin", "capture"])
 def test_fuzzing_finds_no_server_error_and_no_undescribed_answer(
-        world: World, live_url: str, tmp_path: Path, role: str) -> None:
+        world: World, live_url: str, tmp_path: Path, role: str) -> None:  # noqa: F811
     ids = _world_ids(world)
     token = ids["capture_token"] if role == "capture" else getattr(world, role).token
     result = fuzz(live_url, token, ids, tmp_path)
