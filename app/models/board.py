@@ -80,7 +80,7 @@ class ObfModel(ApiModel):
     @model_validator(mode="after")
     def _storable_extras(self) -> "ObfModel":
         for name, value in (self.model_extra or {}).items():
-            check_free_json(value, name)
+            check_free_json({name: value}, name.replace("\x00", "?"))
         return self
 
 

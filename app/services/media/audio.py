@@ -85,10 +85,10 @@ def is_recording(source: Path) -> bool:
     """Whether the bytes are a sound recording in an accepted container (headers only)."""
     try:
         with av.open(str(source), options=_INPUT_OPTIONS) as inp:
+            cover = av.stream.Disposition.attached_pic  # an album cover is not video
             return inp.format.name in _CONTAINERS and \
                 any(s.type == "audio" for s in inp.streams) and \
-                not any(s.type == "video" and not s.disposition & av.stream.Disposition.attached_pic
-                        for s in inp.streams)
+                not any(s.type == "video" and not s.disposition & cover for s in inp.streams)
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError):
         return False
 
