@@ -57,6 +57,8 @@ def test_nul_in_any_text_is_refused_by_name(world: World, app) -> None:  # noqa:
         "setting": "home", "purpose": NUL, "board_ids": [world.board["id"]]}), "purpose")
     _refused(world.worker.post("/devices", json={"name": NUL}), "name")
     _refused(world.admin.post("/teams", json={"name": NUL}), "name")
+    _refused(world.anonymous.post("/auth/token", data={"username": NUL, "password": "x"}),
+             "username")
     _refused(world.worker.post(f"/children/{world.child_id}/consents", json={
         "given_by": "child", "scopes": ["symbols"], "method": "symbols",
         "child_assent": "agreed", "notes": NUL}), "notes")
@@ -184,6 +186,15 @@ def unique_png() -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (8, 8), tuple(uuid.uuid4().bytes[:3])).save(buffer, "PNG")
     return buffer.getvalue()
+
+
+def test_nul_in_tus_metadata_is_refused(world: World, client) -> None:  # noqa: ANN001
+    device = enroll(world.worker)
+    session = world.open_session()
+    tus = Tus(client, world.worker.token, device)
+    for field in ("filename", "prompt"):
+        r = tus.create_raw(10, Tus.meta("photo", session_id=session["id"], **{field: NUL}))
+        assert field in assert_problem(r, 400)["detail"]
 
 
 def test_a_range_in_other_digits_is_ignored(world: World) -> None:

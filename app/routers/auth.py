@@ -3,6 +3,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
+from app.core.errors import Invalid
+from app.models.common import NUL_MESSAGE
 from app.models.staff import RefreshIn, TokenOut
 from app.routers.deps import AnonCtx, Ctx
 from app.services import staff
@@ -22,6 +24,8 @@ def sign_in(request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends
             ctx: AnonCtx) -> dict:
     """OAuth2 password form: `username` is the staff email. The access token is
     short-lived; use the refresh token at /auth/refresh for a new pair."""
+    if "\x00" in form.username:  # the form is FastAPI's own, so its types are not ours
+        raise Invalid(f"username {NUL_MESSAGE}", field=["body", "username"])
     state = request.app.state
     return staff.sign_in(ctx, state.hashing, state.tokens, state.settings, form.username,
                          form.password)

@@ -114,6 +114,10 @@ def parse_metadata(header: str | None) -> dict[str, str]:
             raise Problem(f"Upload-Metadata: the value of '{key}' is not base64 of UTF-8 "
                           "text.", status=400, slug="bad-metadata", title="Bad metadata",
                           headers=tus_headers()) from None
+        if "\x00" in value:  # no database text column can hold it
+            raise Problem(f"Upload-Metadata: the value of '{key}' contains a NUL character "
+                          "(\\u0000).", status=400,
+                          slug="bad-metadata", title="Bad metadata", headers=tus_headers())
         if not key or key in fields:
             raise Problem("Upload-Metadata: each key once, as `key base64value`.", status=400,
                           slug="bad-metadata", title="Bad metadata", headers=tus_headers())
