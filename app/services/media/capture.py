@@ -142,7 +142,8 @@ def _answer_stored(ctx: Context, session: CaptureSession, stored: Media,
     audit.record(ctx, "media.resend", child_id=stored.child_id, object_type="media",
                  object_id=stored.id)
     ctx.db.commit()
-    return capture.entries_out(ctx.db, [entry])[0]
+    return capture.entries_out(ctx.db, [entry],
+                               child_mode=ctx.actor.capture_session is not None)[0]
 
 
 def prepare(ctx: Context, session: CaptureSession, data: MediaUploadIn,
@@ -308,7 +309,8 @@ def commit(ctx: Context, session: CaptureSession, prepared: Prepared, processed:
         if created:
             media.delete_if_unreferenced(db, store, created)
         raise
-    return capture.entries_out(db, [entry])[0], True
+    return capture.entries_out(
+        db, [entry], child_mode=ctx.actor.capture_session is not None)[0], True
 
 
 # --- the whole upload ------------------------------------------------------------------
