@@ -10,7 +10,7 @@ INSTALLED = $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test audit fuzz bench clean
+.PHONY: run test audit fuzz bench clean chromium
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("childvoice needs Python 3.11 or newer") if sys.version_info < (3, 11) else None'
@@ -23,7 +23,19 @@ run: $(INSTALLED)
 	$(BIN)/childvoice demo
 	$(BIN)/childvoice serve --host $(HOST) --port $(PORT)
 
-test: $(INSTALLED)
+# The page and tablet tests drive Debian's Chromium (never a browser build downloaded by a
+# test tool). As root on Debian it is installed when missing; elsewhere, say how.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Chromium for the browser tests (Debian's package)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      chromium fonts-dejavu-core libpango-1.0-0 libpangoft2-1.0-0 >/dev/null; \
+	  else \
+	    echo "The browser tests need Chromium: sudo apt-get install chromium" >&2; exit 1; \
+	  fi; }
+
+test: $(INSTALLED) chromium
 	$(BIN)/python -m pytest -q
 
 # Says how many packages were really checked: a mirror without vulnerability data, or no

@@ -8,6 +8,7 @@ import getpass
 import os
 import sys
 
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlmodel import select
 
 from app.core.config import Settings, get_settings
@@ -18,7 +19,10 @@ from app.models.staff import Role, Team
 
 
 def migrate(settings: Settings) -> None:
-    engine = make_engine(settings.resolved_database_url)
+    # No statement or lock timeout here: a migration may rightly take long, and a second
+    # migrator waits for the first (core/migrations.py) instead of failing.
+    engine = make_engine(settings.resolved_database_url, settings.model_copy(
+        update={"db_statement_timeout_ms": 0, "db_lock_timeout_ms": 0}))
     with engine.begin() as connection:
         upgrade_to_head(connection)
     engine.dispose()
@@ -33,11 +37,34 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    migrate(settings)
-    settings.media_root.mkdir(parents=True, exist_ok=True)
-    # access_log off: request lines carry ids and query strings; audit events cover access.
+    from app.core.logging import configure_logging
+    from app.services.staff import bootstrap_admin
+
+    refused = settings.production_problems()
+    if refused:
+        print("Refusing to start in production:\n  " + "\n  ".join(refused), file=sys.stderr)
+        return 2
+    if settings.migrate_on_start and not args.no_migrate:
+        migrate(settings)
+    # Once, here, before the workers start (each also checks, safely, in its lifespan).
+    engine = make_engine(settings.resolved_database_url, settings)
+    try:
+        with new_session(engine) as db:
+            bootstrap_admin(db, PasswordHashing(settings), settings.bootstrap_admin_email,
+                            settings.bootstrap_admin_password)
+    except (OperationalError, ProgrammingError):
+        print("The database has no schema yet: run `childvoice migrate` first (or serve "
+              "without --no-migrate).", file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
+    settings.media_root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    configure_logging(settings.log_level, settings.log_format)
+    # uvicorn's own access log stays off: the app writes one line per request itself, with
+    # the route template instead of the path (paths carry children's ids).
     uvicorn.run("app.main:create_app", factory=True, host=args.host, port=args.port,
-                workers=args.workers, access_log=args.access_log, proxy_headers=True)
+                workers=args.workers, access_log=False, proxy_headers=True,
+                log_config=None)
     return 0
 
 
@@ -53,7 +80,7 @@ def cmd_create_user(args: argparse.Namespace, settings: Settings) -> int:
         print(problem, file=sys.stderr)
         return 2
     migrate(settings)
-    engine = make_engine(settings.resolved_database_url)
+    engine = make_engine(settings.resolved_database_url, settings)
     with new_session(engine) as db:
         team_id = None
         if args.team:
@@ -75,7 +102,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from app.services.demo import is_empty, load_demo
 
     migrate(settings)
-    engine = make_engine(settings.resolved_database_url)
+    engine = make_engine(settings.resolved_database_url, settings)
     credentials_file = settings.data_dir / "demo-credentials.txt"
     with new_session(engine) as db:
         if not is_empty(db):
@@ -100,7 +127,7 @@ def cmd_boards_install_starter(args: argparse.Namespace, settings: Settings) -> 
     from app.storage import make_store
 
     migrate(settings)
-    engine = make_engine(settings.resolved_database_url)
+    engine = make_engine(settings.resolved_database_url, settings)
     with new_session(engine) as db:
         added = install_starter(db, settings, make_store(settings))
     engine.dispose()
@@ -117,7 +144,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
     from app.services.background import run_once
 
-    engine = make_engine(settings.resolved_database_url)
+    engine = make_engine(settings.resolved_database_url, settings)
     try:
         while True:
             counts = run_once(engine, settings)
@@ -142,7 +169,7 @@ def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
         except ValueError:
             print("--anchor is ID:HASH, as printed by an earlier verify", file=sys.stderr)
             return 2
-    engine = make_engine(settings.resolved_database_url)
+    engine = make_engine(settings.resolved_database_url, settings)
     try:
         report = verify(engine, anchor)
     finally:
@@ -162,7 +189,7 @@ def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_retention(args: argparse.Namespace, settings: Settings) -> int:
     from app.services.rights.retention import run
 
-    engine = make_engine(settings.resolved_database_url)
+    engine = make_engine(settings.resolved_database_url, settings)
     try:
         summary = run(engine, settings, apply=args.apply)
     finally:
@@ -184,7 +211,7 @@ def cmd_media_sweep(args: argparse.Namespace, settings: Settings) -> int:
     from app.storage import make_store
 
     migrate(settings)
-    engine = make_engine(settings.resolved_database_url)
+    engine = make_engine(settings.resolved_database_url, settings)
     with new_session(engine) as db:
         swept = sweep(db, make_store(settings), settings.media_root)
     engine.dispose()
@@ -197,7 +224,7 @@ def cmd_cleanup(args: argparse.Namespace, settings: Settings) -> int:
     from app.services.media.uploads import cleanup
 
     migrate(settings)
-    engine = make_engine(settings.resolved_database_url)
+    engine = make_engine(settings.resolved_database_url, settings)
     counts = cleanup(engine, settings)
     engine.dispose()
     print(f"uploads: {counts['expired']} expired, {counts['removed']} leftover files or "
@@ -213,8 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1)
-    serve.add_argument("--access-log", action="store_true",
-                       help="log request lines (paths and ids only; off by default)")
+    serve.add_argument("--no-migrate", action="store_true",
+                       help="do not migrate first (when `childvoice migrate` is its own "
+                       "deploy step; also CHILDVOICE_MIGRATE_ON_START=false)")
     serve.set_defaults(func=cmd_serve)
 
     sub.add_parser("migrate", help="bring the database to the latest schema") \

@@ -14,13 +14,15 @@ from app.core.config import Settings, get_settings
 from app.core.db import make_engine, new_session
 from app.core.errors import install_error_handlers
 from app.core.limits import BodyLimitMiddleware
+from app.core.logging import configure_logging
 from app.core.middleware import RequestContextMiddleware
+from app.core.observability import AccessLogMiddleware
 from app.core.openapi import install_openapi
-from app.core.pages import STATIC_DIR
+from app.core.pages import STATIC_DIR, TABLET_DIR
 from app.core.security import PasswordHashing, StaffTokens
 from app.routers import (admin, alerts, audit_trail, auth, boards, children, consents,
-                         devices, docs, entries, exports, health, media, plans, sessions, signin,
-                         staff, sync, uploads)
+                         devices, docs, entries, exports, health, media, plans, sessions,
+                         signin, staff, sync, uploads)
 from app.routers.deps import get_context
 from app.services.media.capture import MediaJobs
 from app.services.background import OutboxWorker
@@ -33,6 +35,10 @@ API_PREFIX = "/api/v1"
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    refused = settings.production_problems()
+    if refused:
+        raise RuntimeError("Refusing to start in production: " + "; ".join(refused) + ".")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -76,7 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None, redoc_url=None,
     )
     app.state.settings = settings
-    app.state.engine = make_engine(settings.resolved_database_url)
+    app.state.engine = make_engine(settings.resolved_database_url, settings)
     app.state.hashing = PasswordHashing(settings)
     app.state.tokens = StaffTokens(settings)
     app.state.media_store = make_store(settings)
@@ -84,15 +90,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     install_error_handlers(app)
     install_openapi(app)
+    # Innermost first: bodies are bounded (and callers without a token refused) before a
+    # route reads them; the access log and RequestContextMiddleware see those answers too,
+    # so they get the request id and the security headers.
     app.add_middleware(BodyLimitMiddleware, caller=get_context,
                        default_limit=settings.body_max_bytes,
                        limits_by_path={f"{API_PREFIX}/sync": settings.sync_body_max_bytes})
-    app.add_middleware(RequestContextMiddleware)  # outermost: its headers go on every answer
+    app.add_middleware(AccessLogMiddleware, access_log=settings.access_log)
+    app.add_middleware(RequestContextMiddleware)
 
     app.include_router(health.router)
     app.include_router(docs.router)
     app.include_router(signin.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.mount("/tablet", StaticFiles(directory=TABLET_DIR, html=True), name="tablet")
     for module in (auth, staff, children, consents, boards, sessions, entries, plans, media,
                    alerts, audit_trail, exports, admin, devices, sync, uploads):
         app.include_router(module.router, prefix=API_PREFIX)

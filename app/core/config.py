@@ -5,13 +5,26 @@ from __future__ import annotations
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+# Passwords seen in examples and quick starts: never acceptable for a production admin.
+_WELL_KNOWN_PASSWORDS = {"admin", "password", "changeme", "change-me", "change me",
+                         "childvoice", "correct horse battery staple"}
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CHILDVOICE_", extra="ignore")
+
+    env: Literal["development", "production"] = Field(
+        default="development", description="production refuses to start with unsafe "
+        "defaults (see production_problems).")
+    migrate_on_start: bool = Field(default=True, description="`serve` brings the schema to "
+                                   "head first; turn off when `childvoice migrate` is a "
+                                   "separate deploy step.")
 
     data_dir: Path = Path("./data")
     database_url: str | None = Field(
@@ -100,6 +113,28 @@ class Settings(BaseSettings):
 
     page_size_default: int = 50
 
+    # PostgreSQL connections, per API process (see docs/deploy.md for sizing).
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_max_overflow: int = Field(default=20, ge=0, le=200)
+    db_pool_timeout_seconds: float = Field(default=30, gt=0)
+    db_pool_recycle_seconds: int = Field(default=1800, ge=-1, description="Connections "
+                                         "older than this are replaced (-1: never); cheaper "
+                                         "than a liveness ping on every checkout.")
+    db_pool_pre_ping: bool = Field(default=False, description="Ping each connection as it "
+                                   "is checked out (one extra round trip per request).")
+    db_statement_timeout_ms: int = Field(default=30_000, ge=0, description="PostgreSQL "
+                                         "statement_timeout (0: none).")
+    db_lock_timeout_ms: int = Field(default=10_000, ge=0, description="PostgreSQL "
+                                    "lock_timeout (0: none).")
+
+    # Logs (see core/logging.py): JSON lines by default; never child data.
+    log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+    log_format: str = Field(default="json", pattern="^(json|console)$")
+    access_log: bool = Field(default=True, description="One line per request: method, "
+                             "route template, status, duration, request id.")
+    metrics_token: str | None = Field(default=None, description="Bearer token Prometheus "
+                                      "sends to /metrics; metrics are off when unset.")
+
     # Request bodies that are parsed whole (JSON, forms): refused with 413 while they are
     # read, before any parsing. Uploads stream to disk and have the media limits instead.
     body_max_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, description="Largest JSON "
@@ -149,6 +184,28 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'childvoice.db').as_posix()}"
+
+    def production_problems(self) -> list[str]:
+        """Why this configuration must not run in production (empty when it may)."""
+        if self.env != "production":
+            return []
+        problems = []
+        if not self.secret_key:
+            problems.append("CHILDVOICE_SECRET_KEY is not set (a generated key is only for "
+                            "one development machine)")
+        elif len(self.secret_key) < 32:
+            problems.append("CHILDVOICE_SECRET_KEY is shorter than 32 characters")
+        password = self.bootstrap_admin_password
+        if password is not None and (password.strip().lower() in _WELL_KNOWN_PASSWORDS
+                                     or len(password) < self.password_min_length):
+            problems.append("CHILDVOICE_BOOTSTRAP_ADMIN_PASSWORD is a default or too short "
+                            "a password")
+        if self.demo_password:
+            problems.append("CHILDVOICE_DEMO_PASSWORD is set (demo data is not for "
+                            "production)")
+        if self.bench_endpoints:
+            problems.append("CHILDVOICE_BENCH_ENDPOINTS is on (a debug endpoint)")
+        return problems
 
     def resolved_secret_key(self) -> str:
         if self.secret_key:

@@ -9,14 +9,20 @@ failing when two requests race to upgrade a read lock.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.pool import QueuePool
 from sqlmodel import Session, create_engine
 
+if TYPE_CHECKING:
+    from app.core.config import Settings
 
-def make_engine(url: str) -> Engine:
+
+def make_engine(url: str, settings: "Settings | None" = None) -> Engine:
+    """The engine for `url`; PostgreSQL's pool and timeouts come from `settings` (the
+    defaults when none are given, as for one-off commands)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -27,10 +33,25 @@ def make_engine(url: str) -> Engine:
         # file lock (busy_timeout), so this assumes nothing about how many processes run.
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
                                poolclass=QueuePool, pool_size=1, max_overflow=0,
-                               pool_timeout=120)
+                               pool_timeout=120, hide_parameters=True)
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    if settings is None:
+        from app.core.config import Settings
+        settings = Settings(_env_file=None)
+    options = []
+    if settings.db_statement_timeout_ms:
+        options.append(f"-c statement_timeout={settings.db_statement_timeout_ms}")
+    if settings.db_lock_timeout_ms:
+        options.append(f"-c lock_timeout={settings.db_lock_timeout_ms}")
+    # hide_parameters: a database error never carries the values it was given (they may be
+    # a child's words) into an exception message or a log.
+    return create_engine(url, pool_size=settings.db_pool_size,
+                         max_overflow=settings.db_max_overflow,
+                         pool_timeout=settings.db_pool_timeout_seconds,
+                         pool_recycle=settings.db_pool_recycle_seconds,
+                         pool_pre_ping=settings.db_pool_pre_ping, hide_parameters=True,
+                         connect_args={"options": " ".join(options)} if options else {})
 
 
 def _configure_sqlite(engine: Engine) -> None:

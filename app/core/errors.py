@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import traceback
 from typing import Any
 from urllib.parse import urlencode
 
@@ -13,8 +11,6 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.core import pages
-
-log = logging.getLogger("childvoice")
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 TYPE_BASE = "https://childvoice.example/problems/"
@@ -127,6 +123,13 @@ def _problem_page(problem: Problem, request: Request) -> Response:
                         status_code=problem.status)
 
 
+def internal_problem_response() -> JSONResponse:
+    """The answer to an error nobody handled (see core/observability.py, which logs it)."""
+    problem = Problem("Something went wrong on our side. Nothing was changed; please try "
+                      "again.", status=500, slug="internal", title="Internal error")
+    return JSONResponse(problem.document(), status_code=500, media_type=PROBLEM_MEDIA_TYPE)
+
+
 def validation_problem(raw_errors: Any, loc_prefix: tuple[str | int, ...] = ()) -> Problem:
     """A problem document from pydantic's error list (a request's, or one sync item's, whose
     locations are then prefixed with where the item sits in the request)."""
@@ -174,14 +177,4 @@ def install_error_handlers(app: FastAPI) -> None:
         else:
             problem = Problem(detail, status=exc.status_code, slug=f"http-{exc.status_code}",
                               title=detail, headers=dict(exc.headers or {}))
-        return problem_response(problem, request)
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> Response:
-        # Log the type and where, not the message: messages can carry submitted values.
-        log.error("unhandled %s on %s %s\n%s", type(exc).__name__, request.method,
-                  request.url.path, "".join(traceback.format_tb(exc.__traceback__)))
-        problem = Problem("Something went wrong on our side. Nothing was changed; "
-                          "please try again.", status=500, slug="internal",
-                          title="Internal error")
         return problem_response(problem, request)

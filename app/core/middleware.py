@@ -79,7 +79,10 @@ class RequestContextMiddleware:
                 if key not in headers:
                     headers[key] = value
             if csp is None:
-                is_page = headers.get("content-type", "").startswith("text/html")
+                # The tablet app's scripts and its service worker are pages' kin: a
+                # worker's own fetches follow its script's policy.
+                is_page = headers.get("content-type", "").startswith("text/html") \
+                    or path.startswith(TABLET_PREFIX)
                 csp = PAGE_CSP if is_page else API_CSP
             headers["Content-Security-Policy"] = csp
 

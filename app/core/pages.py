@@ -7,6 +7,7 @@ only, no inline script or style.
 
 from __future__ import annotations
 
+import mimetypes
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,10 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+# The reference tablet app: plain ES modules served as they are (no build step).
+TABLET_DIR = Path(__file__).resolve().parent.parent / "tablet"
+mimetypes.add_type("application/manifest+json", ".webmanifest")
+mimetypes.add_type("text/javascript", ".js")
 
 environment = Environment(
     loader=FileSystemLoader(TEMPLATES_DIR),

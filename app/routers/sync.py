@@ -3,6 +3,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
+from app.core.observability import count_sync_results
 from app.models.sync import SyncBatch, SyncOut, SyncStateOut
 from app.routers.deps import AppSettings, Ctx, DeviceKey
 from app.services.sync import batch as sync
@@ -17,6 +18,7 @@ def sync_batch(batch: SyncBatch, ctx: Ctx, settings: AppSettings,
     """Staff token of the device's worker plus `X-Device-Key`. Safe to resend any number of
     times: every item is stored once and answered `created`, `duplicate` or `rejected`."""
     out = sync.apply_batch(ctx, settings, batch, device_key)
+    count_sync_results(result.status for result in out.results)
     # Serialised once, here: the answer to 500 items is built from models already checked.
     return Response(out.model_dump_json(), media_type="application/json")
 

@@ -297,11 +297,19 @@ def list_teams(ctx: Context, limit: int, cursor: str | None) -> dict:
 
 def bootstrap_admin(db: Session, hashing: PasswordHashing, email: str | None,
                     password: str | None) -> bool:
-    """Create the first admin for an unattended install; only when there are no users."""
+    """Create the first admin for an unattended install; only when there are no users.
+
+    Several server processes start at once (`serve --workers N`): whichever commits first
+    makes the admin, and the others find it there (the email is unique), never an error
+    that stops a process from starting."""
     if not email or not password:
         return False
     if db.exec(select(func.count()).select_from(User)).one() > 0:
         return False
-    add_user(db, hashing, email, "Administrator", Role.admin, None, password)
-    db.commit()
+    try:
+        add_user(db, hashing, email, "Administrator", Role.admin, None, password)
+        db.commit()
+    except Conflict:
+        db.rollback()
+        return False
     return True

@@ -61,6 +61,7 @@ class MediaJobs:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self._limiters: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._in_flight = 0  # running or waiting, on every loop of this process
 
     def _limiter(self) -> anyio.CapacityLimiter:
         loop = asyncio.get_running_loop()
@@ -70,7 +71,18 @@ class MediaJobs:
         return limiter
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await to_thread.run_sync(functools.partial(fn, *args), limiter=self._limiter())
+        self._in_flight += 1
+        try:
+            return await to_thread.run_sync(functools.partial(fn, *args),
+                                            limiter=self._limiter())
+        finally:
+            self._in_flight -= 1
+
+    @property
+    def waiting(self) -> int:
+        """Jobs waiting for a slot (for /metrics)."""
+        running = sum(limiter.borrowed_tokens for limiter in list(self._limiters.values()))
+        return max(self._in_flight - running, 0)
 
 
 # --- limits ----------------------------------------------------------------------------
