@@ -10,7 +10,13 @@ INSTALLED = $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test audit fuzz bench clean chromium
+# The tests that touch media bytes, run again with media in an S3 bucket (a moto server
+# the tests start on loopback): `make test-s3`.
+S3_TESTS = tests/test_media_upload.py tests/test_media_serving.py tests/test_media_erasure.py \
+	tests/test_media_sweep.py tests/test_media_disk.py tests/test_media_store.py \
+	tests/test_sync_uploads.py tests/test_trust_export.py tests/test_retention_records.py
+
+.PHONY: run test test-s3 audit fuzz bench clean chromium
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("childvoice needs Python 3.11 or newer") if sys.version_info < (3, 11) else None'
@@ -38,6 +44,10 @@ chromium:
 test: $(INSTALLED) chromium
 	$(BIN)/python -m pytest -q
 
+test-s3: $(INSTALLED)
+	CHILDVOICE_TEST_MEDIA_STORE=s3 $(BIN)/python -m pytest -q $(S3_TESTS) \
+		$(if $(findstring postgresql,$(CHILDVOICE_TEST_DATABASE_URL)),tests/test_restore_postgres.py)
+
 # Says how many packages were really checked: a mirror without vulnerability data, or no
 # network, is reported as such, never as "no known vulnerabilities".
 audit: $(INSTALLED)
@@ -55,6 +65,7 @@ bench: $(INSTALLED)
 	$(BIN)/python bench/capture.py
 	$(BIN)/python bench/media.py
 	$(BIN)/python bench/sync.py
+	$(BIN)/python bench/pages.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache

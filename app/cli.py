@@ -16,6 +16,7 @@ from app.core.db import make_engine, new_session
 from app.core.migrations import upgrade_to_head
 from app.core.security import PasswordHashing
 from app.models.staff import Role, Team
+from app.storage.base import private_dir
 
 
 def migrate(settings: Settings) -> None:
@@ -58,13 +59,16 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     finally:
         engine.dispose()
-    settings.media_root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    private_dir(settings.media_root)
     configure_logging(settings.log_level, settings.log_format)
     # uvicorn's own access log stays off: the app writes one line per request itself, with
     # the route template instead of the path (paths carry children's ids).
     uvicorn.run("app.main:create_app", factory=True, host=args.host, port=args.port,
                 workers=args.workers, access_log=False, proxy_headers=True,
-                log_config=None)
+                log_config=None,
+                # A worker busy starting on a loaded host is not a dead one: uvicorn's
+                # default (5 s) restarts workers that are merely slow to import.
+                timeout_worker_healthcheck=60)
     return 0
 
 
@@ -113,7 +117,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         credentials = load_demo(db, settings, PasswordHashing(settings))
     engine.dispose()
     lines = [f"  {email}  /  {password}" for email, password in credentials.items()]
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     credentials_file.touch(mode=0o600)
     credentials_file.write_text("\n".join(lines) + "\n")
     print("Demo data loaded (all synthetic). Sign in at /docs (Authorize) with:")

@@ -21,8 +21,8 @@ from app.core.openapi import install_openapi
 from app.core.pages import STATIC_DIR, TABLET_DIR
 from app.core.security import PasswordHashing, StaffTokens
 from app.routers import (admin, alerts, audit_trail, auth, boards, children, consents,
-                         devices, docs, entries, exports, health, media, plans, sessions,
-                         signin, staff, sync, uploads)
+                         devices, docs, entries, exports, health, media, plans, reports,
+                         sessions, signin, staff, sync, uploads)
 from app.routers.deps import get_context
 from app.services.media.capture import MediaJobs
 from app.services.background import OutboxWorker
@@ -105,7 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.mount("/tablet", StaticFiles(directory=TABLET_DIR, html=True), name="tablet")
     for module in (auth, staff, children, consents, boards, sessions, entries, plans, media,
-                   alerts, audit_trail, exports, admin, devices, sync, uploads):
+                   alerts, audit_trail, exports, admin, devices, sync, uploads, reports):
         app.include_router(module.router, prefix=API_PREFIX)
     if settings.bench_endpoints:
         app.include_router(media.bench_router, prefix=API_PREFIX)

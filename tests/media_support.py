@@ -42,6 +42,65 @@ def files_under(root: Path) -> set[str]:
         if root.exists() else set()
 
 
+def stored(app) -> set[str]:  # noqa: ANN001
+    """What the media store and this process's staging area hold now, whichever the store:
+    `objects/<key>` per blob, `uploads/<upload>/<part>` per upload part, `tmp/...` per file
+    being staged (the staging areas' lock files are not media)."""
+    store = app.state.media_store
+    names = {f"objects/{key}" for key, _ in store.keys()}
+    names |= {f"uploads/{upload}/{part}" for upload, _ in store.part_uploads()
+              for part, _ in store.parts(upload)}
+    names |= {f"tmp/{p}" for p in files_under(app.state.settings.media_root / "tmp")
+              if not p.endswith(".lock")}
+    return names
+
+
+def empty_store_like(app, root: Path):  # noqa: ANN001, ANN201
+    """A store of the same kind as the app's, empty: local files under `root`, or a fresh
+    prefix of the run's bucket."""
+    from app.storage import LocalDiskStore
+
+    settings = app.state.settings
+    if settings.media_store != "s3":
+        return LocalDiskStore(root)
+    from app.storage.s3 import S3Store
+
+    return S3Store(bucket=settings.s3_bucket, prefix=f"{uuid.uuid4().hex}/",
+                   endpoint_url=settings.s3_endpoint_url, region=settings.s3_region,
+                   access_key_id=settings.s3_access_key_id,
+                   secret_access_key=settings.s3_secret_access_key)
+
+
+def blob_keys(app) -> set[str]:  # noqa: ANN001
+    return {key for key, _ in app.state.media_store.keys()}
+
+
+def blob_bytes(app, key: str) -> bytes:  # noqa: ANN001
+    return b"".join(app.state.media_store.open_range(key))
+
+
+def upload_parts(app, url: str) -> set[str]:  # noqa: ANN001
+    """The parts the store keeps for a resumable upload (named by its id)."""
+    return {name for name, _ in app.state.media_store.parts(uuid.UUID(url.rsplit("/", 1)[-1]).hex)}
+
+
+def settings_env(monkeypatch, settings) -> None:  # noqa: ANN001
+    """The test run's settings as the CLI reads them: from the environment."""
+    from app.core.config import get_settings
+
+    env = {"DATABASE_URL": settings.resolved_database_url, "DATA_DIR": str(settings.data_dir),
+           "MEDIA_ROOT": str(settings.media_root), "MEDIA_STORE": settings.media_store,
+           "SECRET_KEY": settings.secret_key}
+    for name in ("bucket", "prefix", "endpoint_url", "region", "access_key_id",
+                 "secret_access_key"):
+        value = getattr(settings, f"s3_{name}")
+        if value is not None:
+            env[f"S3_{name.upper()}"] = value
+    for name, value in env.items():
+        monkeypatch.setenv(f"CHILDVOICE_{name}", value)
+    get_settings.cache_clear()
+
+
 def row_counts(app) -> dict[str, int]:  # noqa: ANN001
     with app.state.engine.connect() as conn:
         return {t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one()
@@ -54,11 +113,11 @@ class Snapshot:
     def __init__(self, app) -> None:  # noqa: ANN001
         self.app = app
         self.root = app.state.settings.media_root
-        self.files = files_under(self.root)
+        self.files = stored(app)
         self.rows = row_counts(app)
 
     def assert_unchanged(self) -> None:
-        assert files_under(self.root) == self.files
+        assert stored(self.app) == self.files
         assert row_counts(self.app) == self.rows
 
 

@@ -40,7 +40,10 @@ def recorded_visit(world: World, boards: list[dict], *, started_at: datetime | N
     `entries` entries of mixed kinds, one retract, session end. Synthetic words only."""
     rng = random.Random(seed)
     feelings, week = boards
-    t0 = started_at or datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=3)
+    # Long enough ago that the whole visit is over (a time ahead of the server's clock is
+    # refused).
+    t0 = started_at or datetime.now(timezone.utc).replace(microsecond=0) - \
+        timedelta(hours=1, seconds=30 * (entries + 2))
     session_cid = str(uuid.uuid4())
     items: list[dict] = [{"type": "session", "client_id": session_cid,
                           "child_id": world.child_id, "setting": "home",

@@ -226,12 +226,15 @@ def test_a_file_that_is_not_a_board(world: World) -> None:
     assert_problem(r, 422)
 
 
-def test_only_staff_import(world: World) -> None:
+def test_only_admins_import_into_the_library(world: World) -> None:
     session = world.open_session()
     tablet = world.capture(session)
     assert_problem(import_bytes(tablet, sample("foreign.obf"), "foreign.obf"), 403)
     assert_problem(import_bytes(world.anonymous, sample("foreign.obf"), "foreign.obf"), 401)
-    assert import_bytes(world.worker, sample("foreign.obf"), "foreign.obf").status_code == 201
+    for staff in (world.worker, world.manager):
+        assert_problem(import_bytes(staff, sample("foreign.obf"), "foreign.obf"), 403)
+    assert world.worker.get("/boards", params={"name": "Foreign"}).json()["items"] == []
+    assert import_bytes(world.admin, sample("foreign.obf"), "foreign.obf").status_code == 201
 
 
 def test_garbage_in_every_field_is_a_skip_reason_not_a_crash(world: World) -> None:

@@ -19,8 +19,8 @@ from app.core.db import new_session
 from app.models.media import MediaFile
 from app.services.media import photos
 from tests.media_support import (AUDIO_SAMPLES, SAMPLES, Snapshot, asgi_post, decoded_seconds,
-                                 files_under, form, make_tagged_audio, media_session,
-                                 multipart, row_counts, sample, upload)
+                                 blob_bytes, form, make_tagged_audio, media_session,
+                                 multipart, row_counts, sample, stored, upload)
 from tests.support import World, assert_problem, symbols_entry
 
 # Container metadata that says what a file is, not who or where: allowed to remain.
@@ -36,7 +36,7 @@ def _stored_blob(app, media_id: str, role: str = "stored") -> bytes:  # noqa: AN
     with new_session(app.state.engine) as db:
         row = db.exec(select(MediaFile).where(MediaFile.media_id == uuid.UUID(media_id),
                                               MediaFile.role == role)).one()
-    return app.state.media_store.path(row.sha256).read_bytes()
+    return blob_bytes(app, row.sha256)
 
 
 def _assert_no_exif(data: bytes) -> Image.Image:
@@ -474,10 +474,10 @@ def test_the_same_upload_again_answers_the_stored_entry(world: World, app) -> No
     fields = form("audio", topic="home")
     first = upload(tablet, session["id"], sample("voice_ipad.m4a"), fields=fields)
     assert first.status_code == 201
-    files = files_under(app.state.settings.media_root)
+    files = stored(app)
     again = upload(tablet, session["id"], sample("voice_ipad.m4a"), fields=fields)
     assert again.status_code == 200 and again.json() == first.json()
-    assert files_under(app.state.settings.media_root) == files
+    assert stored(app) == files
     changed = upload(tablet, session["id"], sample("voice.mp3"), fields=fields)
     assert assert_problem(changed, 409)["type"].endswith("client-id-reused")
 
@@ -502,11 +502,11 @@ def test_a_plain_wav_is_kept_as_sent_and_one_with_chunks_is_rewritten(world: Wor
 def test_the_same_bytes_under_two_client_ids_share_one_blob(world: World, app) -> None:  # noqa: ANN001
     session, tablet = media_session(world)
     a = upload(tablet, session["id"], sample("voice.wav"), kind="audio").json()
-    files = files_under(app.state.settings.media_root)
+    files = stored(app)
     b = upload(tablet, session["id"], sample("voice.wav"), kind="audio").json()
     assert a["id"] != b["id"]
     assert a["media"][0]["sha256"] == b["media"][0]["sha256"]
-    assert files_under(app.state.settings.media_root) == files
+    assert stored(app) == files
 
 
 def test_ten_identical_uploads_at_once_store_one_entry_and_one_file(world: World,  # noqa: ANN001
@@ -541,8 +541,8 @@ def test_ten_identical_uploads_at_once_store_one_entry_and_one_file(world: World
         keys = {f.sha256 for f in db.exec(select(MediaFile).where(
             MediaFile.media_id == uuid.UUID(media_id)))}
     assert len(keys) == 2  # the stored PNG and its thumbnail
-    named = {str(app.state.media_store.path(k).relative_to(before.root)) for k in keys}
-    new_files = files_under(app.state.settings.media_root) - before.files
+    named = {f"objects/{k}" for k in keys}
+    new_files = stored(app) - before.files
     assert new_files <= named
 
 

@@ -15,7 +15,7 @@ from sqlmodel import func, select
 from app import cli
 from app.core.db import new_session
 from app.models.upload import Upload
-from tests.media_support import files_under, sample
+from tests.media_support import sample, settings_env, upload_parts
 from tests.support import World
 from tests.sync_support import Tablet, Tus, enroll, mat_board, recorded_visit
 
@@ -33,13 +33,9 @@ def offline_session(world: World, tablet: Tablet) -> dict:
     return items[0]
 
 
-def _uploads_dir(app):  # noqa: ANN001, ANN202
-    return app.state.settings.media_root / "uploads"
-
-
 def _bytes_of(app, url: str) -> set[str]:  # noqa: ANN001
-    """The files an upload has on disk (its directory is named by its id)."""
-    return files_under(_uploads_dir(app) / uuid.UUID(url.rsplit("/", 1)[-1]).hex)
+    """The parts the store keeps for an upload."""
+    return upload_parts(app, url)
 
 
 def _age(app, url: str, hours: float) -> None:  # noqa: ANN001
@@ -102,9 +98,10 @@ def test_a_wrong_checksum_is_refused_and_the_offset_stays(
     assert bad.headers["content-type"].startswith("application/problem+json")
     assert bad.json()["type"].endswith("checksum-mismatch")
     assert tus.head(url).headers["upload-offset"] == "1000"
-    # Only the accepted chunk is on disk.
-    directory = _uploads_dir(app) / uuid.UUID(url.rsplit("/", 1)[-1]).hex
-    assert [p.stat().st_size for p in directory.iterdir()] == [1000]
+    # Only the accepted chunk is stored.
+    upload_hex = uuid.UUID(url.rsplit("/", 1)[-1]).hex
+    [part] = upload_parts(app, url)
+    assert len(b"".join(app.state.media_store.read_part(upload_hex, part))) == 1000
     assert tus.patch(url, 1000, data[1000:], "sha1").status_code == 204
     unknown = tus.patch(url, len(data), b"", None, algorithm_header="md5 AAAA")
     assert unknown.status_code == 400
@@ -233,23 +230,22 @@ def test_two_uploads_of_the_same_photo_store_one_entry(world: World, tablet: Tab
 def test_the_cleanup_command(world: World, tablet: Tablet, offline_session: dict, app,
                              monkeypatch, capsys) -> None:  # noqa: ANN001
     from app.core.config import get_settings
-    settings = app.state.settings
-    monkeypatch.setenv("CHILDVOICE_DATABASE_URL", settings.resolved_database_url)
-    monkeypatch.setenv("CHILDVOICE_DATA_DIR", str(settings.data_dir))
-    monkeypatch.setenv("CHILDVOICE_MEDIA_ROOT", str(settings.media_root))
-    get_settings.cache_clear()
-    stray = _uploads_dir(app) / uuid.uuid4().hex
-    stray.mkdir(parents=True)
-    (stray / "part-dead").write_bytes(b"left by a crash")
-    import os
-    old = datetime.now().timestamp() - 7200
-    os.utime(stray, (old, old))
+    from app.services.media import uploads
+    from app.storage import staging_dir
+    settings_env(monkeypatch, app.state.settings)
+    # Chunks of an upload the database does not know, put there by a PATCH whose server
+    # was killed (and whose row went with a restore or retention since).
+    stray = uuid.uuid4().hex
+    source = staging_dir(app.state.settings.media_root) / "part-dead"
+    source.write_bytes(b"left by a crash")
+    app.state.media_store.put_part(stray, "chunk-0000000000000000-dead", source)
+    monkeypatch.setattr(uploads, "PART_GRACE_SECONDS", -3600)  # as if written long ago
     try:
         assert cli.main(["cleanup"]) == 0
     finally:
         get_settings.cache_clear()
     assert "uploads" in capsys.readouterr().out
-    assert not stray.exists()
+    assert app.state.media_store.parts(stray) == []
 
 
 def b64(value: str) -> str:

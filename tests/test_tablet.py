@@ -9,6 +9,7 @@ import json
 from collections.abc import Iterator
 
 import pytest
+from playwright.sync_api import expect
 
 from app.core.db import new_session
 from app.services.boards.starter import install_starter
@@ -117,7 +118,7 @@ def _child_does_everything(page) -> None:  # noqa: ANN001
     # Three symbols, then send.
     for label in ("happy", "calm", "worried"):
         page.locator("button.symbol", has_text=label).first.click()
-    assert page.locator(".strip .chosen").count() == 3
+    expect(page.locator(".strip .chosen")).to_have_count(3)
     page.get_by_role("button", name="Send", exact=True).click()
     page.get_by_text("Sent.", exact=True).wait_for()
     # A mat: sort three options by tapping.
@@ -199,7 +200,7 @@ def test_a_whole_visit_online(tablet_browser, live_url: str, starter: World) -> 
         _enter_child_mode(page)
         _child_does_everything(page)
         _leave_child_mode(page)
-        assert page.locator("#said-so-far li").count() == 4
+        expect(page.locator("#said-so-far li")).to_have_count(4)
         _worker_finishes(page)
         _send_now(page)
         assert not page.strangers
@@ -361,3 +362,48 @@ def test_installable_manifest_and_strict_policy(client) -> None:  # noqa: ANN001
     assert "camera=(self)" in page.headers["permissions-policy"]
     assert "camera=()" in client.get("/signin").headers["permissions-policy"]
     assert client.get("/tablet/sw.js").headers["content-type"].startswith("text/javascript")
+
+
+def test_a_consent_recorded_offline_lets_the_visit_through(tablet_browser, live_url: str,  # noqa: ANN001, F811
+                                                           starter: World) -> None:
+    r = starter.worker.post("/children", json={
+        "preferred_name": "Sky", "date_of_birth": "2016-05-06", "team_id": starter.team_id,
+        "communication": {"methods": ["symbols"], "yes_signal": "nods"}})
+    assert r.status_code == 201, r.text
+    sky = r.json()
+    page = _tablet(tablet_browser, live_url)
+    try:
+        _sign_in(page)
+        page.context.set_offline(True)
+        page.get_by_role("button", name="Open Sky").click()
+        page.get_by_text("No consent is recorded").wait_for()
+        page.get_by_role("button", name="Record a consent").click()
+        page.get_by_label("Their name").fill("A. Carer")
+        page.get_by_label("Relationship to the child").fill("foster carer")
+        page.get_by_role("button", name="Record the consent").click()
+        page.get_by_text("recorded on this tablet, not sent yet").wait_for()
+        page.get_by_role("button", name="Start a visit").click()
+        page.get_by_label("What you will ask (the purpose)").fill("How was your week?")
+        for box in page.get_by_role("checkbox").all():
+            box.uncheck()
+        page.get_by_role("checkbox", name="How I feel", exact=True).last.check()
+        page.get_by_role("button", name="Start the visit").click()
+        _enter_child_mode(page)
+        page.locator("button.symbol", has_text="calm").first.click()
+        expect(page.locator(".strip .chosen")).to_have_count(1)
+        page.get_by_role("button", name="Send", exact=True).click()
+        page.get_by_text("Sent.", exact=True).wait_for()
+        page.get_by_role("button", name="Grown-ups").click()
+        page.get_by_label("The worker's PIN").fill("2468")
+        page.get_by_role("button", name="Leave child mode").click()
+        page.get_by_role("button", name="End the visit").click()
+        page.get_by_role("heading", name="My children").wait_for()
+        page.context.set_offline(False)
+        _send_now(page)
+    finally:
+        page.context.close()
+    consents = starter.worker.get(f"/children/{sky['id']}/consents").json()["items"]
+    assert [c["relationship"] for c in consents] == ["foster carer"]
+    entries = starter.worker.get(f"/children/{sky['id']}/entries").json()["items"]
+    assert [e["kind"] for e in entries] == ["symbols"]
+    assert entries[0]["consent_id"] == consents[0]["id"]

@@ -33,6 +33,19 @@ class Settings(BaseSettings):
         "PostgreSQL: postgresql+psycopg://user@host:5432/dbname",
     )
     media_root: Path = Path("./media")
+    media_store: Literal["local", "s3"] = Field(
+        default="local", description="Where media bytes live: `local` (files under "
+        "media_root) or `s3` (an S3-compatible bucket; media_root then holds only one "
+        "request's temporary files, and need not be shared between API processes).")
+    s3_bucket: str | None = Field(default=None, description="The bucket (media_store=s3).")
+    s3_prefix: str = Field(default="", description="Prefix of every object key, e.g. "
+                           "`childvoice/` to share a bucket.")
+    s3_endpoint_url: str | None = Field(default=None, description="The S3 API's URL for a "
+                                        "non-AWS server (MinIO, Ceph, …); unset for AWS.")
+    s3_region: str | None = None
+    s3_access_key_id: str | None = Field(default=None, description="Unset: boto3's own "
+                                         "chain (environment, instance role, …).")
+    s3_secret_access_key: str | None = None
 
     secret_key: str | None = Field(
         default=None,
@@ -92,21 +105,30 @@ class Settings(BaseSettings):
     # Retention in days, per kind. Audit events are never removed.
     # photo/audio: media past this age (wired with the media store); webhook_delivery:
     # delivered or failed notifications; sign_in: failed sign-in counters; staff_session:
-    # ended sign-ins and their refresh tokens.
+    # ended sign-ins and their refresh tokens; upload: resumable uploads that ended
+    # (stored, refused, expired, terminated); sync_receipt: what the tablets' items were
+    # (keep it well past device_offline_hours).
     retention_days: dict[str, int] = {"photo": 730, "audio": 730, "webhook_delivery": 90,
-                                      "sign_in": 30, "staff_session": 30}
+                                      "sign_in": 30, "staff_session": 30, "upload": 30,
+                                      "sync_receipt": 400}
 
     # Offline-first capture (issue 4).
     device_offline_hours: int = Field(default=72, ge=1, description="How long an enrolled "
                                       "tablet may start sessions offline after it last "
                                       "reached the server.")
     sync_batch_max_items: int = Field(default=500, ge=1, le=5000)
+    clock_tolerance_seconds: int = Field(default=300, ge=0, le=86400, description="How far "
+                                         "a tablet's clock may be off the server's (after "
+                                         "correcting by its measured offset) and its times "
+                                         "still decide consent and session windows; a time "
+                                         "further ahead is refused.")
     upload_expiry_hours: int = Field(default=24, ge=1, description="An unfinished resumable "
                                      "upload expires this long after its last accepted "
                                      "bytes; its bytes are then removed.")
-    upload_cleanup_seconds: float = Field(default=600, ge=0, description="How often each API "
-                                          "process removes expired uploads' bytes (0: never; "
-                                          "`childvoice cleanup` does it on demand).")
+    upload_cleanup_seconds: float = Field(default=120, ge=0, description="How often each API "
+                                          "process removes expired uploads' bytes and what "
+                                          "crashed processes left in media_root/tmp (0: "
+                                          "never; `childvoice cleanup` does it on demand).")
     media_sweep_seconds: float = Field(default=3600, ge=0, description="How often each API "
                                        "process removes what a crash left in the media root "
                                        "(0: only `childvoice media-sweep`).")
@@ -161,6 +183,23 @@ class Settings(BaseSettings):
     plan_latest_default: int = 10
     plan_latest_max: int = 50
 
+    # Handover, timeline and the voice report (see README, "Reading what children said").
+    voice_not_heard_days: int = Field(default=42, ge=1, description="A child whose own "
+                                      "voice was last captured longer ago than this is "
+                                      "flagged 'not heard' in the voice report.")
+    voice_report_period_days: int = Field(default=90, ge=1, le=3660, description="The "
+                                          "voice report's period when `since` is not given.")
+    handover_recent_entries: int = Field(default=300, ge=10, le=5000, description="How many "
+                                         "of a child's newest entries the handover reads "
+                                         "for 'what matters now' and 'what changed'.")
+    handover_changed_days: int = Field(default=180, ge=1, description="A change of answer "
+                                       "this recent is shown under 'what changed lately'.")
+    handover_visits: int = Field(default=5, ge=1, le=50, description="How many of the last "
+                                 "visits the handover shows.")
+    visit_entries_shown: int = Field(default=50, ge=1, le=500, description="At most this "
+                                     "many entries are shown per visit (handover, timeline); "
+                                     "the rest are linked.")
+
     # Photos and audio (see docs/media.md). Sizes are bytes; MiB = 1024 * 1024.
     media_photo_max_bytes: int = Field(default=25 * 1024 * 1024, ge=1,
                                        description="Largest photo upload (413 past it).")
@@ -210,7 +249,9 @@ class Settings(BaseSettings):
     def resolved_secret_key(self) -> str:
         if self.secret_key:
             return self.secret_key
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        from app.storage.base import private_dir
+
+        private_dir(self.data_dir)
         key_file = self.data_dir / "secret_key"
         if not key_file.exists():
             key_file.touch(mode=0o600)

@@ -16,6 +16,8 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.pool import QueuePool
 from sqlmodel import Session, create_engine
 
+from app.storage.base import private_dir, private_file
+
 if TYPE_CHECKING:
     from app.core.config import Settings
 
@@ -26,7 +28,10 @@ def make_engine(url: str, settings: "Settings | None" = None) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            # Owner-only, made before SQLite opens it: SQLite gives its -wal and -shm files
+            # the database file's own permissions.
+            database = Path(parsed.database)
+            private_file(private_dir(database.parent) / database.name)
         # One connection per process: SQLite has one writer at a time anyway, and waiting
         # for the pool (a queue) is far cheaper than SQLite's sleep-and-retry busy handler
         # when many threads race for the write lock. Other processes still wait on the

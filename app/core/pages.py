@@ -39,10 +39,11 @@ def render(request: Request, template: str, context: dict[str, Any],
 
 
 def wants_html(request: Request) -> bool:
-    """True when the caller prefers a page to JSON (a browser's Accept header)."""
+    """True when the caller prefers a page to JSON (a browser's Accept header). A caller
+    that takes anything (`*/*`, as curl and HTTP libraries send) gets JSON."""
     accept = request.headers.get("accept", "")
     best_html = _quality(accept, "text/html")
-    return best_html > 0 and best_html >= _quality(accept, "application/json")
+    return best_html > 0 and best_html > _quality(accept, "application/json")
 
 
 def _quality(accept: str, media_type: str) -> float:

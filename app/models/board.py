@@ -6,6 +6,7 @@ meaning even after the board is edited.
 
 import uuid
 from datetime import datetime
+from enum import Enum
 from typing import Any
 
 from pydantic import ConfigDict, Field as PydField, field_validator, model_validator
@@ -17,6 +18,13 @@ from app.models.common import ApiModel, SafeText, check_free_json, id_field, jso
 OBF_FORMAT = "open-board-0.1"
 
 
+class BoardOrigin(str, Enum):
+    made = "made"          # written through the API (POST /boards)
+    imported = "imported"  # POST /boards/import
+    starter = "starter"    # the starter library
+    copy = "copy"          # copied from another board into a child's personal boards
+
+
 class Board(SQLModel, table=True):
     __tablename__ = "boards"
     id: uuid.UUID = id_field()
@@ -25,6 +33,14 @@ class Board(SQLModel, table=True):
     latest_version: int = 1
     created_by: uuid.UUID | None = Field(default=None, foreign_key="users.id")
     created_at: datetime = utc_field(default_now=True)
+    origin: str = Field(default=BoardOrigin.made.value, max_length=16)
+    # The board's own id in the file it was imported from: a re-import finds it by this.
+    source_id: str | None = Field(default=None, max_length=100, index=True)
+    copy_of_board_id: uuid.UUID | None = Field(default=None, foreign_key="boards.id")
+    copy_of_version: int | None = None
+    # Archived library boards are kept (entries name their versions) but offered no more.
+    archived_at: datetime | None = utc_field(nullable=True)
+    archived_by: uuid.UUID | None = Field(default=None, foreign_key="users.id")
 
 
 class BoardVersion(SQLModel, table=True):
@@ -36,6 +52,11 @@ class BoardVersion(SQLModel, table=True):
     content: dict[str, Any] = json_field()
     created_by: uuid.UUID | None = Field(default=None, foreign_key="users.id")
     created_at: datetime = utc_field(default_now=True)
+    # What an import fixed up in the file's board to make it usable (never silently).
+    notes: list[str] = json_field(list)
+    change_reason: str | None = Field(default=None, max_length=500)
+    # [{"button_id", "before", "after"}] for every safeguarding mark this version changed.
+    safeguarding_changes: list[dict[str, Any]] = json_field(list)
 
 
 class BoardAsset(SQLModel, table=True):
@@ -166,10 +187,10 @@ _BOARD_EXAMPLE = {
 }
 
 
-class BoardWrite(ObfModel):
-    """A board as the Open Board Format draws it: a grid of buttons with labels and images."""
+class BoardContent(ObfModel):
+    """A board as the Open Board Format draws it: a grid of buttons with labels and images.
+    What is stored; the importer keeps a file's own fields in it."""
 
-    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [_BOARD_EXAMPLE]})
     name: SafeText = PydField(min_length=1, max_length=200)
     locale: SafeText = PydField(default="en", max_length=35)
     grid: Grid
@@ -178,7 +199,7 @@ class BoardWrite(ObfModel):
     sounds: list[Sound] = PydField(default_factory=list, max_length=144)
 
     @model_validator(mode="after")
-    def _grid_matches_buttons(self) -> "BoardWrite":
+    def _grid_matches_buttons(self) -> "BoardContent":
         ids = [b.id for b in self.buttons]
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         if duplicates:
@@ -198,6 +219,42 @@ class BoardWrite(ObfModel):
         return self
 
 
+class BoardWrite(BoardContent):
+    """A board written through the API: the Open Board Format's own board fields and
+    extension fields (`ext_*`), nothing else. Fields the server sets (`id`, `version`,
+    `created_at`, `owner_child_id`, ...) are refused: remove them from a board you read."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [_BOARD_EXAMPLE]})
+    url: str | None = PydField(default=None, max_length=2000)
+    data_url: str | None = PydField(default=None, max_length=2000)
+    description_html: str | None = PydField(default=None, max_length=10000)
+    license: License | None = None
+    change_reason: str | None = PydField(
+        default=None, min_length=1, max_length=500, exclude=True,
+        description="Why a safeguarding mark is removed or changed (required then; "
+                    "admins only). Kept with the version, not in the board.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_fields_only(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            unknown = sorted(str(k) for k in value
+                             if k not in cls.model_fields and not str(k).startswith("ext_"))
+            if unknown:
+                raise ValueError(
+                    f"not a field of a board you can write: {', '.join(unknown[:10])}. "
+                    "The server sets id, version, latest_version, owner_child_id, created_at "
+                    "and the other fields it answers; send the Open Board Format's board "
+                    "fields and extension fields named ext_*")
+        return value
+
+
+class SafeguardingChange(ApiModel):
+    button_id: str
+    before: Any = None
+    after: Any = None
+
+
 class BoardOut(ObfModel):
     model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [
         {"format": OBF_FORMAT, "id": "2b4f0c9a-0000-4000-8000-000000000003", "version": 1,
@@ -214,6 +271,19 @@ class BoardOut(ObfModel):
     images: list[Image]
     sounds: list[Sound]
     created_at: datetime
+    created_by: uuid.UUID | None = PydField(default=None, description="Who wrote this version.")
+    origin: str = PydField(default=BoardOrigin.made.value,
+                           description="How the board came in: made, imported, starter, copy.")
+    source_id: str | None = PydField(default=None, description="Its id in the imported file.")
+    copy_of_board_id: uuid.UUID | None = None
+    copy_of_version: int | None = None
+    archived_at: datetime | None = PydField(default=None, description="Set when an admin "
+                                            "archived it: no longer offered for new sessions.")
+    import_notes: list[str] = PydField(default_factory=list, description="What the import "
+                                       "of this version fixed up in the file's board.")
+    change_reason: str | None = None
+    safeguarding_changes: list[SafeguardingChange] = PydField(
+        default_factory=list, description="The safeguarding marks this version changed.")
 
 
 class BoardSummary(ApiModel):
@@ -222,6 +292,23 @@ class BoardSummary(ApiModel):
     latest_version: int
     owner_child_id: uuid.UUID | None
     created_at: datetime
+    created_by: uuid.UUID | None = PydField(default=None,
+                                            description="Who made or imported the board.")
+    created_by_name: str | None = None
+    origin: str = BoardOrigin.made.value
+    source_id: str | None = None
+    archived_at: datetime | None = None
+    archived_by: uuid.UUID | None = None
+
+
+class BoardCopy(ApiModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "child_id": "2b4f0c9a-0000-4000-8000-000000000001", "name": "Robin's feelings"}]})
+    child_id: uuid.UUID = PydField(description="The child whose personal board it becomes.")
+    name: str | None = PydField(default=None, min_length=1, max_length=200,
+                                description="Its name; the board's own when left out.")
+    version: int | None = PydField(default=None, ge=1, le=2_147_483_647,
+                                   description="The version copied; the latest when left out.")
 
 
 # --- import, export, attribution -------------------------------------------------------
@@ -232,8 +319,12 @@ class ImportedBoard(ApiModel):
     version: int
     source_id: str = PydField(description="The board's id in the imported file (or its path "
                               "in the package when it had none).")
-    notes: list[str] = PydField(default_factory=list, description="What was left out, e.g. "
-                                "a picture whose bytes were refused but whose url was kept.")
+    notes: list[str] = PydField(default_factory=list, description="What the import fixed "
+                                "up: a grid cell naming a missing button, a picture refused "
+                                "and left out, ...")
+    previous_version: int | None = PydField(default=None, description="Set when a changed "
+                                            "board became a new version of the one imported "
+                                            "before.")
 
 
 class SkippedBoard(ApiModel):
@@ -248,6 +339,9 @@ class ImportResult(ApiModel):
         "skipped": [{"source_id": "boards/broken.obf",
                      "reason": "boards/broken.obf is not valid JSON"}]}]})
     imported: list[ImportedBoard]
+    already_imported: list[ImportedBoard] = PydField(
+        default_factory=list, description="Boards of the file that were imported before, "
+        "unchanged: nothing new was stored for them.")
     skipped: list[SkippedBoard]
 
 

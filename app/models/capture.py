@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import ConfigDict, Field as PydField, model_validator
+from pydantic import AfterValidator, ConfigDict, Field as PydField, model_validator
 from sqlalchemy import JSON, false, text
 from sqlmodel import Field, Index, SQLModel
 
@@ -17,11 +17,13 @@ Setting = Literal["home", "school", "placement", "other"]
 Source = Literal["child_direct", "child_assisted", "adult_interpretation",
                  "parent_or_carer_report"]
 EntryKind = Literal["symbols", "mat", "photo", "audio", "observation", "text"]
-EntryStatus = Literal["active", "retracted", "withdrawn", "erased"]
+EntryStatus = Literal["active", "retracted", "superseded", "withdrawn", "erased"]
 
 
 class CaptureSession(SQLModel, table=True):
     __tablename__ = "capture_sessions"
+    # A child's visits newest first (handover, timeline).
+    __table_args__ = (Index("ix_capture_sessions_child_started", "child_id", "started_at", "id"),)
     id: uuid.UUID = id_field()
     child_id: uuid.UUID = Field(foreign_key="children.id", index=True)
     worker_id: uuid.UUID = Field(foreign_key="users.id", index=True)
@@ -47,7 +49,10 @@ class CaptureSession(SQLModel, table=True):
 class VoiceEntry(SQLModel, table=True):
     __tablename__ = "voice_entries"
     # (child, newest first) is how entries are listed and how the plan finds the latest.
-    __table_args__ = (Index("ix_voice_entries_child_captured", "child_id", "captured_at", "id"),)
+    __table_args__ = (Index("ix_voice_entries_child_captured", "child_id", "captured_at", "id"),
+                      # A visit's entries in the order the child made them.
+                      Index("ix_voice_entries_session_captured", "session_id", "captured_at",
+                            "id"))
     id: uuid.UUID = id_field()
     client_id: uuid.UUID = Field(unique=True)
     child_id: uuid.UUID = Field(foreign_key="children.id")
@@ -83,9 +88,29 @@ class VoiceEntry(SQLModel, table=True):
     # A change of heart ("no, not that one"): the entry stays, marked retracted.
     retracted_at: datetime | None = utc_field(nullable=True)
     retracted_by: uuid.UUID | None = Field(default=None, foreign_key="users.id")
+    retraction_reason: str | None = Field(default=None, max_length=2000)
+    # A correction by the worker is a new entry naming the one it supersedes (one each);
+    # the old one stays as it was, marked superseded and pointing at it.
+    supersedes: uuid.UUID | None = Field(default=None, foreign_key="voice_entries.id",
+                                         unique=True)
+    superseded_by: uuid.UUID | None = Field(default=None, foreign_key="voice_entries.id")
+    superseded_at: datetime | None = utc_field(nullable=True)
+    correction_reason: str | None = Field(default=None, max_length=2000)
 
 
 # --- request schemas ---------------------------------------------------------------
+
+def _each_board_once(board_ids: list[uuid.UUID]) -> list[uuid.UUID]:
+    if len(set(board_ids)) != len(board_ids):
+        raise ValueError("each board is offered once; board_ids names a board twice")
+    return board_ids
+
+
+SessionBoardIds = Annotated[list[uuid.UUID], PydField(
+    min_length=1, max_length=20, description="The boards offered to the child, at least one, "
+    "each once; boards they link to (`load_board`) come with them."),
+    AfterValidator(_each_board_once)]
+
 
 class SessionCreate(ApiModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
@@ -93,7 +118,7 @@ class SessionCreate(ApiModel):
         "board_ids": ["2b4f0c9a-0000-4000-8000-000000000003"], "device": "ipad-team-north-07"}]})
     setting: Setting
     purpose: SafeText | None = PydField(default=None, max_length=500)
-    board_ids: list[uuid.UUID] = PydField(default_factory=list, max_length=20)
+    board_ids: SessionBoardIds
     device: SafeText | None = PydField(default=None, max_length=200)
 
 
@@ -206,6 +231,11 @@ ENTRY_EXAMPLES = {
 class SessionBoard(BoardOut):
     """A board as offered in a session, at the exact version the session pinned."""
 
+    linked_from: uuid.UUID | None = PydField(default=None, description="Set for a board not "
+                                             "offered itself but reached by links "
+                                             "(`load_board`) from this offered board; "
+                                             "entries may be made on it all the same.")
+
 
 class SessionOut(ApiModel):
     id: uuid.UUID
@@ -225,6 +255,53 @@ class SessionOut(ApiModel):
     capture_token: str | None = PydField(
         default=None, description="Only in the answer that opens the session: child mode's "
         "bearer token for this session alone. Not retrievable later.")
+
+
+class SessionBoardRef(ApiModel):
+    board_id: uuid.UUID
+    version: int
+    name: str
+    linked_from: uuid.UUID | None = PydField(default=None, description="Set for a board not "
+                                             "offered itself but reached by a link "
+                                             "(`load_board`) from this offered board.")
+
+
+class EntryCounts(ApiModel):
+    total: int
+    by_status: dict[str, int] = PydField(description="`active`, `retracted`, `superseded`…")
+    by_kind: dict[str, int] = PydField(description="`symbols`, `mat`, `photo`, `audio`, "
+                                       "`observation`, `text`.")
+    by_source: dict[str, int] = PydField(description="`child_direct`, `child_assisted`, "
+                                         "`adult_interpretation`, `parent_or_carer_report`.")
+
+
+class SessionSummary(ApiModel):
+    """A session as its child's list shows it: who, where, why, which boards, how much."""
+
+    id: uuid.UUID
+    client_id: uuid.UUID | None = None
+    device_id: uuid.UUID | None = None
+    child_id: uuid.UUID
+    worker_id: uuid.UUID
+    worker_name: str
+    setting: Setting
+    purpose: str | None
+    device: str | None
+    status: Literal["open", "ended", "expired"]
+    started_at: datetime
+    ended_at: datetime | None
+    expires_at: datetime
+    boards: list[SessionBoardRef] = PydField(description="The pinned board versions: those "
+                                             "offered, then those they link to.")
+    entry_counts: EntryCounts
+
+
+class SessionDetail(SessionOut):
+    """A session read back: as opened (without the capture token), with its worker's name
+    and what was captured in it."""
+
+    worker_name: str
+    entry_counts: EntryCounts
 
 
 class SessionBoardsOut(ApiModel):
@@ -284,8 +361,37 @@ class EntryOut(ApiModel):
                                              "this back (tablet clock); status is then "
                                              "`retracted` and it leaves the plan.")
     retracted_by: uuid.UUID | None = None
+    retraction_reason: str | None = None
+    supersedes: uuid.UUID | None = PydField(default=None, description="This entry corrects "
+                                            "that one (`POST /entries/{id}/correct`).")
+    correction_reason: str | None = None
+    superseded_by: uuid.UUID | None = PydField(default=None, description="A correction "
+                                               "replaced this entry; status is then "
+                                               "`superseded` and it leaves the plan.")
+    superseded_at: datetime | None = None
+
     raised_alert: bool | None = PydField(default=None, description="Whether this entry "
                                          "raised a safeguarding alert; null in child mode.")
+
+
+class EntryRetract(ApiModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"reason": "Robin said it was pressed by mistake."}]})
+    reason: SafeText = PydField(min_length=1, max_length=2000)
+
+
+class EntryCorrection(ApiModel):
+    """A new entry that supersedes one: the old one is kept, as it was, marked superseded."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "reason": "The mat was sorted again with Robin's help.",
+        "entry": {"kind": "text", "client_id": "9a1e4b2c-0000-4000-8000-000000000014",
+                  "captured_at": "2026-03-02T10:40:00+00:00", "source": "child_assisted",
+                  "text": "I want to see my nan on Sundays"}}]})
+    reason: SafeText = PydField(min_length=1, max_length=2000)
+    entry: EntryIn = PydField(description="The correcting entry, as "
+                              "`POST /sessions/{id}/entries` takes it (its own client_id); "
+                              "made in the same session, by the same rules.")
 
 
 class OtherPeopleUpdate(ApiModel):

@@ -14,11 +14,12 @@ from pydantic import ConfigDict, Field as PydField, model_validator
 from sqlmodel import Field, Index, SQLModel
 
 from app.models.board import BoardOut
-from app.models.capture import EntryOut, SessionOut, Setting
+from app.models.capture import EntryOut, SessionBoardIds, SessionOut, Setting
 from app.models.common import ApiModel, SafeText, UtcDatetime, id_field, utc_field
+from app.models.consent import ConsentCreate, ConsentOut
 from app.models.upload import IncompleteUpload
 
-ItemType = Literal["session", "entry", "session_end", "retract"]
+ItemType = Literal["consent", "session", "entry", "session_end", "retract"]
 ItemStatus = Literal["created", "duplicate", "rejected"]
 
 
@@ -144,8 +145,8 @@ class SyncBatch(ApiModel):
                                            "difference to its own clock.")
     # 5000: the highest CHILDVOICE_SYNC_BATCH_MAX_ITEMS may be set to; the service checks
     # the configured limit and says so in a problem document.
-    items: list[Any] = PydField(max_length=5000, description="`session`, `entry`, "
-                                "`session_end` and `retract` items; at most "
+    items: list[Any] = PydField(max_length=5000, description="`consent`, `session`, "
+                                "`entry`, `session_end` and `retract` items; at most "
                                 "CHILDVOICE_SYNC_BATCH_MAX_ITEMS (500 by default).")
 
 
@@ -161,6 +162,18 @@ class _SessionRef(ApiModel):
         return self
 
 
+class ConsentItem(ConsentCreate):
+    """A consent the worker recorded on the tablet (offline or not): the fields and rules of
+    `POST /children/{id}/consents`, with the child and the time it was given."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["consent"]
+    client_id: uuid.UUID
+    child_id: uuid.UUID
+    given_at: UtcDatetime = PydField(description="When it was given (tablet clock). "
+                                     "`valid_from` defaults to it, on the server's clock.")
+
+
 class SessionItem(ApiModel):
     model_config = ConfigDict(extra="forbid")
     type: Literal["session"]
@@ -168,7 +181,7 @@ class SessionItem(ApiModel):
     child_id: uuid.UUID
     setting: Setting
     purpose: SafeText | None = PydField(default=None, max_length=500)
-    board_ids: list[uuid.UUID] = PydField(default_factory=list, max_length=20)
+    board_ids: SessionBoardIds
     started_at: UtcDatetime
 
 
@@ -194,6 +207,7 @@ class RetractItem(ApiModel):
     entry_client_id: uuid.UUID
     retracted_at: UtcDatetime = PydField(description="When the child took it back (tablet "
                                          "clock).")
+    reason: str | None = PydField(default=None, max_length=2000)
 
 
 class SyncResult(ApiModel):
@@ -202,6 +216,7 @@ class SyncResult(ApiModel):
     status: ItemStatus
     session: SessionOut | None = None
     entry: EntryOut | None = None
+    consent: ConsentOut | None = None
     problem: dict[str, Any] | None = PydField(default=None, description="For `rejected`: an "
                                               "RFC 9457 problem document. `retry: true` means "
                                               "keep the item queued and send it again later.")

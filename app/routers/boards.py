@@ -1,15 +1,15 @@
 from typing import Annotated
 import uuid
 
-from fastapi import APIRouter, Path, Query, Request, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from app.core.errors import Invalid
 from app.core.multipart import ReceivedForm, byte_count, receive_multipart
-from app.models.board import (AttributionOut, BoardOut, BoardPhotoOut, BoardSummary, BoardWrite,
-                              ImportResult)
+from app.models.board import (AttributionOut, BoardCopy, BoardOrigin, BoardOut, BoardPhotoOut,
+                              BoardSummary, BoardWrite, ImportResult)
 from app.models.common import INT32_MAX, Page, SafeText
 from app.routers.deps import AppSettings, Ctx, Paging, VersionPath
 from app.services.boards import exporter as board_export, importer as board_import
@@ -45,31 +45,40 @@ async def _receive(request: Request, settings: AppSettings, limit: int) -> Recei
 
 
 @router.post("/boards", response_model=BoardOut, status_code=status.HTTP_201_CREATED,
-             summary="Add a library board (Open Board Format shape)")
+             summary="Add a library board (Open Board Format shape; admins)")
 def create_board(data: BoardWrite, ctx: Ctx) -> BoardOut:
     return boards.create_board(ctx, data)
 
 
 @router.post("/boards/import", response_model=ImportResult, status_code=status.HTTP_201_CREATED,
              openapi_extra={"requestBody": _IMPORT_BODY},
-             summary="Import boards from another AAC app (.obf or .obz) into the library",
-             responses={413: {"description": "Too large, or a zip bomb."},
+             summary="Import boards from another AAC app (.obf or .obz) into the library "
+                     "(admins)",
+             responses={200: {"description": "Every board was imported before, unchanged: "
+                              "nothing new was stored.", "model": ImportResult},
+                        413: {"description": "Too large, or a zip bomb."},
                         415: {"description": "Neither an .obf nor an .obz."},
                         422: {"description": "A hostile or unreadable package, or no board "
                               "could be imported (the reasons are listed)."}})
-async def import_boards(request: Request, ctx: Ctx, settings: AppSettings) -> ImportResult:
+async def import_boards(request: Request, response: Response, ctx: Ctx,
+                        settings: AppSettings) -> ImportResult:
     """Multipart form with one `file` part. Every board in a package is imported, even
     ones the root does not link to; a board that cannot be is listed in `skipped` with
-    the reason, and the others are still imported."""
+    the reason, and the others are still imported. A board imported before from the same
+    file (same id and name) is listed in `already_imported` when unchanged, or becomes
+    its next version."""
     await run_in_threadpool(board_import.authorise, ctx)  # before a byte is received
     form = await _receive(request, settings, settings.board_upload_max_bytes)
     try:
         # Pictures and sounds are decoded and cleaned: a media job, like uploads.
-        return await request.app.state.media_jobs.run(
+        result = await request.app.state.media_jobs.run(
             board_import.import_boards, ctx, settings, request.app.state.media_store,
             form.file.path)
     finally:
         await run_in_threadpool(form.discard)
+    if not result.imported:
+        response.status_code = status.HTTP_200_OK
+    return result
 
 
 _PHOTO_BODY = {"required": True, "content": {"multipart/form-data": {"schema": {
@@ -113,8 +122,39 @@ def list_child_boards(child_id: uuid.UUID, ctx: Ctx) -> list[BoardSummary]:
 
 
 @router.get("/boards", response_model=Page[BoardSummary], summary="The board library")
-def list_boards(ctx: Ctx, page: Paging) -> dict:
-    return boards.list_library(ctx, page.limit, page.cursor)
+def list_boards(
+        ctx: Ctx, page: Paging,
+        name: Annotated[str | None, Query(max_length=200, description="Boards whose name "
+                                          "contains this (any case).")] = None,
+        source: Annotated[BoardOrigin | None, Query(description="How the boards came in.")
+                          ] = None,
+        source_id: Annotated[str | None, Query(max_length=100, description="Their id in the "
+                                               "imported file.")] = None,
+        owner: Annotated[uuid.UUID | None, Query(description="Who made or imported them "
+                                                 "(a user id).")] = None,
+        archived: Annotated[bool, Query(description="true: the archived boards instead.")
+                            ] = False) -> dict:
+    return boards.list_library(ctx, page.limit, page.cursor, name=name, source=source,
+                               source_id=source_id, owner=owner, archived=archived)
+
+
+@router.post("/boards/{board_id}/archive", response_model=BoardOut,
+             summary="Archive a library board: kept, but offered for no new session (admins)")
+def archive_board(board_id: uuid.UUID, ctx: Ctx) -> BoardOut:
+    return boards.set_archived(ctx, board_id, True)
+
+
+@router.post("/boards/{board_id}/restore", response_model=BoardOut,
+             summary="Restore an archived library board (admins)")
+def restore_board(board_id: uuid.UUID, ctx: Ctx) -> BoardOut:
+    return boards.set_archived(ctx, board_id, False)
+
+
+@router.post("/boards/{board_id}/copy", response_model=BoardOut,
+             status_code=status.HTTP_201_CREATED,
+             summary="Copy a board into a child's personal boards, to adapt it for them")
+def copy_board(board_id: uuid.UUID, data: BoardCopy, ctx: Ctx) -> BoardOut:
+    return boards.copy_board(ctx, board_id, data)
 
 
 @router.get("/boards/{board_id}", response_model=BoardOut, summary="A board, latest version")
@@ -123,7 +163,11 @@ def get_board(board_id: uuid.UUID, ctx: Ctx) -> BoardOut:
 
 
 @router.put("/boards/{board_id}", response_model=BoardOut,
-            summary="Save a new version of a board (earlier versions never change)")
+            summary="Save a new version of a board (earlier versions never change)",
+            description="Library boards: admins only. Personal boards: the child's allocated "
+                        "worker. Removing or changing a safeguarding mark "
+                        "(`ext_childvoice_safeguarding`) takes an admin and a "
+                        "`change_reason`.")
 def replace_board(board_id: uuid.UUID, data: BoardWrite, ctx: Ctx) -> BoardOut:
     return boards.replace_board(ctx, board_id, data)
 

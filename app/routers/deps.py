@@ -21,7 +21,8 @@ from starlette.concurrency import run_in_threadpool
 from app.core.config import Settings
 from app.core.context import Actor, Context
 from app.core.db import new_session
-from app.core.errors import not_signed_in
+from app.core.errors import Unauthorized, not_signed_in
+from app.core.pages import wants_html
 from app.core.security import is_capture_token
 from app.models.common import INT32_MAX
 from app.services import capture, staff
@@ -75,6 +76,17 @@ def get_page_context(request: Request, db: Annotated[Session, Depends(get_db)],
     return _context(request, db, staff_token or request.cookies.get(PAGE_COOKIE))
 
 
+def get_negotiated_context(request: Request, db: Annotated[Session, Depends(get_db)],
+                           staff_token: Annotated[str | None, Depends(_oauth2)],
+                           bearer: Annotated[HTTPAuthorizationCredentials | None,
+                                             Depends(_bearer)]) -> Context:
+    """A URL that answers JSON or a page by the Accept header: a browser asking for HTML
+    is a page's caller (the cookie, problems as pages), anyone else an API caller."""
+    if wants_html(request):
+        return get_page_context(request, db, staff_token)
+    return get_context(request, db, staff_token, bearer)
+
+
 def _context(request: Request, db: Session, token: str | None) -> Context:
     if not token:
         raise not_signed_in()
@@ -98,6 +110,7 @@ async def get_anonymous_context(request: Request,
 
 Ctx = Annotated[Context, Depends(get_context)]
 PageCtx = Annotated[Context, Depends(get_page_context)]
+NegotiatedCtx = Annotated[Context, Depends(get_negotiated_context)]
 AnonCtx = Annotated[Context, Depends(get_anonymous_context)]
 AppSettings = Annotated[Settings, Depends(get_settings)]
 DeviceKey = Annotated[str | None, Depends(_device_key)]

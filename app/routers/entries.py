@@ -1,12 +1,12 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response, status
 
-from app.models.capture import (EntryKind, EntryOut, FamilyClearance, OtherPeopleUpdate,
-                                Source)
+from app.models.capture import (EntryCorrection, EntryKind, EntryOut, EntryRetract,
+                                FamilyClearance, OtherPeopleUpdate, Source)
 from app.models.common import Page, SafeText, UtcDatetime
-from app.routers.deps import Ctx, Paging
+from app.routers.deps import AppSettings, Ctx, Paging
 from app.services import capture
 
 router = APIRouter(tags=["capture"])
@@ -42,3 +42,27 @@ def set_other_people(entry_id: uuid.UUID, data: OtherPeopleUpdate, ctx: Ctx) -> 
              responses={409: {"description": "No other people are recorded in it."}})
 def clear_for_family(entry_id: uuid.UUID, data: FamilyClearance, ctx: Ctx) -> EntryOut:
     return capture.clear_for_family(ctx, entry_id, data)
+
+
+@router.post("/entries/{entry_id}/retract", response_model=EntryOut,
+             summary="Take an entry back: kept in the record, marked retracted, out of the plan")
+def retract_entry(entry_id: uuid.UUID, data: EntryRetract, ctx: Ctx) -> EntryOut:
+    """The worker's online retraction (the tablet's `retract` sync item does the same).
+    Asking again answers the entry as it stands."""
+    return capture.retract(ctx, entry_id, data)
+
+
+@router.post("/entries/{entry_id}/correct", response_model=EntryOut,
+             status_code=status.HTTP_201_CREATED,
+             summary="Correct an entry with a new one that supersedes it (201), or get back "
+             "the stored correction (200)",
+             responses={200: {"model": EntryOut, "description": "Already stored: this "
+                              "correction's client_id was sent before."}})
+def correct_entry(entry_id: uuid.UUID, data: EntryCorrection, ctx: Ctx, response: Response,
+                  settings: AppSettings) -> EntryOut:
+    """Nothing a child said is edited: the old entry stays as it was, marked `superseded`
+    with `superseded_by`; the new one names it in `supersedes`."""
+    entry, created = capture.correct(ctx, settings, entry_id, data)
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return entry

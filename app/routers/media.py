@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from app.core.errors import Problem
 from app.core.multipart import byte_count, receive_multipart, receive_raw
 from app.models.capture import EntryOut
+from app.models.erasure import MediaErasureOut
 from app.models.media import MediaErase, MediaUploadIn
 from app.routers.deps import AppSettings, Ctx
 from app.services import capture
@@ -196,12 +197,16 @@ def get_playback(media_id: uuid.UUID, request: Request, ctx: Ctx) -> Response:
     return _serve(request, ctx, media_id, "playback")
 
 
-@router.post("/media/{media_id}/erase", response_model=EntryOut,
+@router.post("/media/{media_id}/erase", response_model=MediaErasureOut,
              summary="Erase a photo or recording, with a reason (team manager); the entry "
-             "keeps a tombstone", responses={409: {"description": "Already erased."}})
-def erase_media(media_id: uuid.UUID, data: MediaErase, request: Request, ctx: Ctx) -> EntryOut:
-    entry_id = media.erase_media(ctx, request.app.state.media_store, media_id, data)
-    return capture.get_entry(ctx, entry_id)
+             "keeps a tombstone, and the answer says which other copies of the bytes were "
+             "erased with it and which remain, and why",
+             responses={409: {"description": "Already erased."}})
+def erase_media(media_id: uuid.UUID, data: MediaErase, request: Request,
+                ctx: Ctx) -> MediaErasureOut:
+    entry_id, report = media.erase_media(ctx, request.app.state.media_store, media_id, data)
+    entry = capture.get_entry(ctx, entry_id)
+    return MediaErasureOut(**entry.model_dump(), erasure=report)
 
 
 @bench_router.post("/bench/stream")

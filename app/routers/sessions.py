@@ -4,7 +4,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Request, Response, status
 
 from app.models.capture import (ENTRY_EXAMPLES, EntryIn, EntryOut, SessionBoardsOut,
-                                SessionCreate, SessionOut)
+                                SessionCreate, SessionDetail, SessionOut, SessionSummary)
 from app.models.common import Page
 from app.routers.deps import AppSettings, Ctx, Paging
 from app.routers.etag import etag_response
@@ -21,10 +21,22 @@ def open_session(child_id: uuid.UUID, data: SessionCreate, ctx: Ctx,
     return capture.open_session(ctx, settings, child_id, data)
 
 
+@router.get("/children/{child_id}/sessions", response_model=Page[SessionSummary],
+            summary="A child's capture sessions, newest first, with boards and entry counts")
+def list_sessions(child_id: uuid.UUID, ctx: Ctx, page: Paging) -> dict:
+    return capture.list_sessions(ctx, child_id, page.limit, page.cursor)
+
+
+@router.get("/sessions/{session_id}", response_model=SessionDetail,
+            summary="One capture session read back (without its capture token)")
+def get_session(session_id: uuid.UUID, ctx: Ctx) -> SessionDetail:
+    return capture.get_session(ctx, session_id)
+
+
 @router.post("/sessions/{session_id}/end", response_model=SessionOut,
              summary="End a session; its capture token stops working")
-def end_session(session_id: uuid.UUID, ctx: Ctx) -> SessionOut:
-    return capture.end_session(ctx, session_id)
+def end_session(session_id: uuid.UUID, ctx: Ctx, settings: AppSettings) -> SessionOut:
+    return capture.end_session(ctx, settings, session_id)
 
 
 @router.get("/sessions/{session_id}/boards", response_model=SessionBoardsOut,

@@ -5,7 +5,8 @@
 - An admin: users, teams and the board library; a child's content only when allocated.
 - A capture token (child mode): its own session's boards and new entries, nothing else.
 - Safeguarding alerts: the allocated worker and the team manager, and no one else.
-- Oversight (a child's audit trail, subject access exports): the team manager.
+- Oversight (a child's audit trail, subject access exports, the team's voice report): the
+  team manager.
 - An enrolled device (a tablet syncing what it captured offline): the device key together
   with a staff token of the worker it is enrolled to, until it is revoked. Its worker, their
   team manager and admins may see and revoke it.
@@ -107,6 +108,20 @@ def may_add_child(actor: Actor, team_id: uuid.UUID) -> User:
     if team_id != user.team_id:
         raise Forbidden("You can only add a child to your own team.")
     return user
+
+
+def team_report_for(actor: Actor, team_id: uuid.UUID | None) -> uuid.UUID:
+    """Whose voice has not been heard: a team manager reads it for their own team (the
+    team it names, or theirs when none is named). Admins hold no child content and workers
+    see their own children only, so both answer 403."""
+    user = require_staff(actor)
+    if user.role != Role.team_manager:
+        raise Forbidden("Only a team manager reads the voice report, for their own team.")
+    if team_id is not None and team_id != user.team_id:
+        raise Forbidden("You can only read your own team's voice report.")
+    if user.team_id is None:
+        raise Forbidden("You are not a member of a team, so there is no report to read.")
+    return user.team_id
 
 
 def child_for(ctx: Context, child_id: uuid.UUID, need: Need) -> Child:
@@ -246,3 +261,26 @@ def entry_readable(ctx: Context, child_id: uuid.UUID, session_id: uuid.UUID,
         child_for(ctx, child_id, Need.read)
     except NotFound:
         raise NotFound(not_found) from None
+
+
+# --- the board library ------------------------------------------------------------------
+
+def require_library_admin(actor: Actor) -> User:
+    """Library boards are shared by every team and decide which buttons raise alerts: only
+    admins add, import, change, archive or restore them."""
+    user = require_staff(actor)
+    if user.role != Role.admin:
+        raise Forbidden("Only an admin changes library boards. To adapt one for a child, copy "
+                        "it into their personal boards: POST /boards/{id}/copy.",
+                        slug="library-board")
+    return user
+
+
+def require_mark_admin(actor: Actor, buttons: list[str]) -> User:
+    """Taking a safeguarding mark off a button (or changing it) is an admin's, on any board."""
+    user = require_staff(actor)
+    if user.role != Role.admin:
+        raise Forbidden("Only an admin can remove or change a safeguarding mark (buttons "
+                        f"{', '.join(buttons[:10])}); keep those buttons as they are.",
+                        slug="safeguarding-mark")
+    return user

@@ -27,11 +27,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timezone
 
-from sqlalchemy import text
+from sqlalchemy import insert, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from app.core.context import Context
+from app.core.clock import utcnow
 from app.core.db import is_postgres, new_session
 from app.core.errors import Invalid
 from app.models.audit import AuditEvent
@@ -88,6 +89,40 @@ def record_many(ctx: Context, events: Iterable[tuple[str, uuid.UUID | None, str 
         db.add(event)
         # One at a time: ids come in chain order whatever the driver does with a bulk insert.
         db.flush()
+
+
+def record_per_child(ctx: Context, action: str, child_ids: list[uuid.UUID]) -> None:
+    """One event per child for a read that spans many children (a team report), chained
+    like record_many but written in one statement: hashes are computed here, and on
+    PostgreSQL the ids are taken from the sequence first, in chain order (SQLite gives
+    an executemany ascending rowids in the order sent)."""
+    if not child_ids:
+        return
+    db = ctx.db
+    postgres = is_postgres(db.get_bind())
+    if postgres:
+        db.exec(text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=_CHAIN_LOCK_KEY))
+    prev = db.exec(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)).first() \
+        or GENESIS_HASH
+    occurred_at = utcnow()
+    common = {"actor_type": ctx.actor.kind, "actor_id": ctx.actor.id,
+              "actor_role": ctx.actor.role, "action": action, "object_type": "child",
+              "client_ip": ctx.client_ip, "user_agent": (ctx.user_agent or "")[:300] or None,
+              "request_id": ctx.request_id}
+    ids: list[int] = []
+    if postgres:
+        ids = sorted(db.exec(text(
+            "SELECT nextval(pg_get_serial_sequence('audit_events', 'id')) "
+            "FROM generate_series(1, :n)").bindparams(n=len(child_ids))).scalars())
+    rows = []
+    for i, child_id in enumerate(child_ids):
+        row = common | {"occurred_at": occurred_at, "child_id": child_id,
+                        "object_id": str(child_id), "prev_hash": prev}
+        row["hash"] = prev = event_hash(AuditEvent.model_construct(**row))
+        if ids:
+            row["id"] = ids[i]
+        rows.append(row)
+    db.execute(insert(AuditEvent.__table__), rows)
 
 
 # --- verification ----------------------------------------------------------------------

@@ -6,10 +6,10 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import func, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -19,11 +19,15 @@ from app.core.context import Context
 from app.core.errors import Conflict, Forbidden, Invalid, Unauthorized
 from app.core.pagination import paginate
 from app.core.security import hash_capture_token, new_capture_token
-from app.models.board import BoardVersion
-from app.models.capture import (CaptureSession, EntryIn, EntryOut, FamilyClearance, MatEntryIn,
-                                OtherPeopleUpdate, SessionBoardsOut, SessionCreate, SessionOut,
-                                SymbolsEntryIn, VoiceEntry, other_people_fields)
+from app.models.board import Board, BoardVersion
+from app.models.capture import (CaptureSession, EntryCorrection, EntryCounts, EntryIn,
+                                EntryOut, EntryRetract, FamilyClearance, MatEntryIn,
+                                OtherPeopleUpdate, SessionBoard, SessionBoardRef,
+                                SessionBoardsOut, SessionCreate, SessionDetail, SessionOut,
+                                SessionSummary, SymbolsEntryIn, VoiceEntry,
+                                other_people_fields)
 from app.models.child import Child
+from app.models.staff import User
 from app.services import access, audit, consent
 from app.services.boards import library as boards
 from app.services.media import records as media
@@ -31,6 +35,64 @@ from app.services.safeguarding import alerts as safeguarding
 from app.services.access import Need
 
 ENTRY_NOT_FOUND = "No entry with this id is visible to you."
+# Boards reached by links from the offered ones, pinned with them: enough for any real
+# set of AAC boards, and a bound on what a hostile web of links costs.
+MAX_LINKED_BOARDS = 100
+
+
+# --- the tablet's clock ------------------------------------------------------------------
+
+# Dates a visit can have happened on: anything else is a tablet's clock gone wrong.
+SANE_FROM = datetime(2000, 1, 1, tzinfo=timezone.utc)
+SANE_UNTIL = datetime(2100, 1, 1, tzinfo=timezone.utc)
+
+
+def implausible(field: str, at: datetime, loc: list) -> Invalid:
+    return Invalid(f"{field} is {at.date().isoformat()}: no visit happened then. Check the "
+                   "tablet's date and time, and record it again.", field=loc,
+                   slug="clock-implausible", title="Tablet clock wrong")
+
+
+def tolerance(settings: Settings) -> timedelta:
+    return timedelta(seconds=settings.clock_tolerance_seconds)
+
+
+def server_view(settings: Settings, at: datetime, field: str, *, received_at: datetime,
+                clock_offset_ms: int | None = None) -> datetime:
+    """A moment the tablet recorded, as the server's clock saw it: corrected by the device's
+    measured clock offset where one is known. The tablet's own time is kept as recorded,
+    so a time ahead of the server's clock by more than the tolerance (read either way) is
+    refused: the tablet's clock is wrong, and such an entry would sit on top of the plan."""
+    if not SANE_FROM <= at < SANE_UNTIL:
+        raise implausible(field, at, ["body", field])
+    corrected = at + timedelta(milliseconds=clock_offset_ms or 0)
+    ahead = max(at, corrected) - received_at
+    if ahead > tolerance(settings):
+        raise Invalid(f"{field} is {_duration(ahead)} ahead of the server's clock: the "
+                      "tablet's clock is wrong. Set its date and time to automatic; an item "
+                      "dated in the future cannot be stored.", field=["body", field],
+                      slug="clock-ahead", title="Tablet clock ahead",
+                      ahead_seconds=round(ahead.total_seconds()))
+    return corrected
+
+
+def _duration(span: timedelta) -> str:
+    seconds = span.total_seconds()
+    for unit, size in (("days", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f} {unit}"
+    return f"{seconds:.0f} s"
+
+
+def consent_at(ctx: Context, settings: Settings, child_id: uuid.UUID, kind: str,
+               captured_at: datetime, *, received_at: datetime,
+               clock_offset_ms: int | None = None, known: list | None = None):  # noqa: ANN201
+    """The consent a capture is made under, judged on the server's view of `captured_at`
+    with the clock tolerance (403 consent-required, 422 clock-ahead)."""
+    at = server_view(settings, captured_at, "captured_at", received_at=received_at,
+                     clock_offset_ms=clock_offset_ms)
+    return consent.consent_for_capture(ctx.db, child_id, kind, at, known,
+                                       leeway=tolerance(settings), not_after=received_at)
 
 
 # --- sessions --------------------------------------------------------------------------
@@ -41,13 +103,135 @@ def session_status(session: CaptureSession, at: datetime | None = None) -> str:
     return "expired" if session.expires_at <= (at or utcnow()) else "open"
 
 
+def _pin_linked(db: Session, child_id: uuid.UUID, offered: list[dict]) -> list[dict]:
+    """Every board reachable by `load_board` links from the offered ones, and available to
+    this child (the library, or the child's own), pinned at its latest version and marked
+    with the offered board it was reached from. One round of queries per level of links."""
+    pinned = {ref["board_id"] for ref in offered}
+    linked: list[dict] = []
+    frontier = [(ref["board_id"], ref["board_id"], ref["version"]) for ref in offered]
+    while frontier and len(linked) < MAX_LINKED_BOARDS:
+        keys = [(uuid.UUID(board_id), version) for _, board_id, version in frontier]
+        versions = {(str(v.board_id), v.version): v for v in db.exec(select(BoardVersion).where(
+            tuple_(BoardVersion.board_id, BoardVersion.version).in_(keys)))}
+        targets: dict[str, str] = {}   # linked board id -> the offered board it came from
+        for root, board_id, version in frontier:
+            content = versions[(board_id, version)].content if (board_id, version) in \
+                versions else {}
+            for button in content.get("buttons", []):
+                target = (button.get("load_board") or {}).get("id")
+                if isinstance(target, str) and target not in pinned:
+                    targets.setdefault(target, root)
+        ids = [i for i in map(_as_uuid, targets) if i is not None]
+        found = {str(b.id): b for b in db.exec(select(Board).where(Board.id.in_(ids)))} \
+            if ids else {}
+        frontier = []
+        for target, root in targets.items():
+            board = found.get(target)
+            if board is None or board.owner_child_id not in (None, child_id) or \
+                    len(linked) >= MAX_LINKED_BOARDS:
+                continue  # outside this service, another child's, or past the bound
+            pinned.add(str(board.id))
+            linked.append({"board_id": str(board.id), "version": board.latest_version,
+                           "linked_from": root})
+            frontier.append((root, str(board.id), board.latest_version))
+    return linked
+
+
+def _as_uuid(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+def pinned_boards(db: Session, session: CaptureSession) -> list[SessionBoard]:
+    """The session's boards at the versions it pinned: those offered, then those linked."""
+    return [SessionBoard(**board.model_dump(), linked_from=ref.get("linked_from"))
+            for ref, board in zip(session.boards, boards.session_boards(db, session.boards),
+                                  strict=True)]
+
+
 def session_out(db: Session, session: CaptureSession, token: str | None = None) -> SessionOut:
     return SessionOut(id=session.id, client_id=session.client_id, device_id=session.device_id,
                       child_id=session.child_id, worker_id=session.worker_id,
                       setting=session.setting, purpose=session.purpose, device=session.device,
                       status=session_status(session), started_at=session.started_at,
                       ended_at=session.ended_at, expires_at=session.expires_at,
-                      boards=boards.session_boards(db, session.boards), capture_token=token)
+                      boards=pinned_boards(db, session), capture_token=token)
+
+
+def _entry_counts(db: Session, session_ids: list[uuid.UUID]) -> dict[uuid.UUID, EntryCounts]:
+    """Each session's entries counted by status, kind and source, in one query."""
+    tally: dict[uuid.UUID, dict[str, Any]] = {
+        sid: {"total": 0, "by_status": {}, "by_kind": {}, "by_source": {}} for sid in session_ids}
+    if session_ids:
+        rows = db.exec(select(VoiceEntry.session_id, VoiceEntry.status, VoiceEntry.kind,
+                              VoiceEntry.source, func.count())
+                       .where(VoiceEntry.session_id.in_(session_ids))
+                       .group_by(VoiceEntry.session_id, VoiceEntry.status, VoiceEntry.kind,
+                                 VoiceEntry.source))
+        for sid, status, kind, source, n in rows:
+            counts = tally[sid]
+            counts["total"] += n
+            for key, value in (("by_status", status), ("by_kind", kind),
+                               ("by_source", source)):
+                counts[key][value] = counts[key].get(value, 0) + n
+    return {sid: EntryCounts(**counts) for sid, counts in tally.items()}
+
+
+def _worker_names(db: Session, sessions: list[CaptureSession]) -> dict[uuid.UUID, str]:
+    ids = {s.worker_id for s in sessions}
+    if not ids:
+        return {}
+    return dict(db.exec(select(User.id, User.full_name).where(User.id.in_(ids))).all())
+
+
+def _board_refs(db: Session, sessions: list[CaptureSession]) -> dict[str, str]:
+    """Board names by id, for every board these sessions pinned (one query)."""
+    ids = {uuid.UUID(ref["board_id"]) for s in sessions for ref in s.boards}
+    if not ids:
+        return {}
+    return {str(i): name for i, name in db.exec(select(Board.id, Board.name)
+                                                 .where(Board.id.in_(ids)))}
+
+
+def list_sessions(ctx: Context, child_id: uuid.UUID, limit: int, cursor: str | None) -> dict:
+    """A child's sessions, newest first, with their boards and what was captured."""
+    child = access.child_for(ctx, child_id, Need.read)
+    page = paginate(ctx.db, select(CaptureSession).where(CaptureSession.child_id == child.id),
+                    sort_col=CaptureSession.started_at, id_col=CaptureSession.id, limit=limit,
+                    cursor=cursor, descending=True)
+    sessions: list[CaptureSession] = page["items"]
+    counts = _entry_counts(ctx.db, [s.id for s in sessions])
+    names = _worker_names(ctx.db, sessions)
+    board_names = _board_refs(ctx.db, sessions)
+    now = utcnow()
+    page["items"] = [SessionSummary(
+        id=s.id, client_id=s.client_id, device_id=s.device_id, child_id=s.child_id,
+        worker_id=s.worker_id, worker_name=names.get(s.worker_id, ""), setting=s.setting,
+        purpose=s.purpose, device=s.device, status=session_status(s, now),
+        started_at=s.started_at, ended_at=s.ended_at, expires_at=s.expires_at,
+        boards=[SessionBoardRef(board_id=ref["board_id"], version=ref["version"],
+                                name=board_names.get(ref["board_id"], ""),
+                                linked_from=ref.get("linked_from")) for ref in s.boards],
+        entry_counts=counts[s.id]) for s in sessions]
+    audit.record(ctx, "session.list", child_id=child.id, object_type="child",
+                 object_id=child.id)
+    ctx.db.commit()
+    return page
+
+
+def get_session(ctx: Context, session_id: uuid.UUID) -> SessionDetail:
+    access.require_staff(ctx.actor)
+    session = access.session_for(ctx, session_id, Need.read)
+    shown = SessionDetail(**session_out(ctx.db, session).model_dump(exclude={"capture_token"}),
+                          worker_name=_worker_names(ctx.db, [session]).get(session.worker_id, ""),
+                          entry_counts=_entry_counts(ctx.db, [session.id])[session.id])
+    audit.record(ctx, "session.read", child_id=session.child_id, object_type="session",
+                 object_id=session.id)
+    ctx.db.commit()
+    return shown
 
 
 def _start_session(ctx: Context, settings: Settings, child_id: uuid.UUID, *, setting: str,
@@ -55,7 +239,8 @@ def _start_session(ctx: Context, settings: Settings, child_id: uuid.UUID, *, set
                    **fields: Any) -> CaptureSession:
     """The one way a session comes to be, online or offline; the caller has checked that
     the worker may write to the child, and audits and commits."""
-    pinned = boards.boards_for_session(ctx, child_id, board_ids)
+    pinned = boards.boards_for_session(ctx, child_id, board_ids, started_at=started_at)
+    pinned += _pin_linked(ctx.db, child_id, pinned)
     session = CaptureSession(child_id=child_id, worker_id=ctx.user.id, setting=setting,
                              purpose=purpose, boards=pinned, started_at=started_at,
                              expires_at=started_at + timedelta(hours=settings.capture_token_hours),
@@ -92,11 +277,16 @@ def start_offline_session(ctx: Context, settings: Settings, *, client_id: uuid.U
                           clock_offset_ms=clock_offset_ms)
 
 
-def close_session(ctx: Context, session: CaptureSession, ended_at: datetime) -> bool:
+def close_session(ctx: Context, settings: Settings, session: CaptureSession,
+                  ended_at: datetime) -> bool:
     """End a session unless it has ended already (then the first end stands). Returns whether
-    this call ended it. One conditional UPDATE, so two concurrent ends cannot both win."""
-    if ended_at < session.started_at:
+    this call ended it. One conditional UPDATE, so two concurrent ends cannot both win.
+    A session opened online started on the server's clock and ends on a tablet's: an end a
+    little before its start (within the clock tolerance) ends it at its start."""
+    slack = tolerance(settings) if session.client_id is None else timedelta(0)
+    if ended_at < session.started_at - slack:
         raise Invalid("ended_at is before the session started", field=["body", "ended_at"])
+    ended_at = max(ended_at, session.started_at)
     changed = ctx.db.exec(update(CaptureSession)
                           .where(CaptureSession.id == session.id,
                                  CaptureSession.ended_at.is_(None))
@@ -105,11 +295,11 @@ def close_session(ctx: Context, session: CaptureSession, ended_at: datetime) -> 
     return bool(changed)
 
 
-def end_session(ctx: Context, session_id: uuid.UUID) -> SessionOut:
+def end_session(ctx: Context, settings: Settings, session_id: uuid.UUID) -> SessionOut:
     access.require_staff(ctx.actor)
     session = access.session_for(ctx, session_id, Need.write)
     if session.ended_at is None:
-        close_session(ctx, session, max(utcnow(), session.started_at))
+        close_session(ctx, settings, session, utcnow())
     audit.record(ctx, "session.end", child_id=session.child_id, object_type="session",
                  object_id=session.id)
     ctx.db.commit()
@@ -134,7 +324,7 @@ def get_session_boards(ctx: Context, session_id: uuid.UUID) -> SessionBoardsOut:
                  object_id=session.id)
     ctx.db.commit()
     return SessionBoardsOut(session_id=session.id, board_preferences=child.board_preferences,
-                            boards=boards.session_boards(ctx.db, session.boards))
+                            boards=pinned_boards(ctx.db, session))
 
 
 # --- entries ---------------------------------------------------------------------------
@@ -151,7 +341,9 @@ def entry_out(entry: VoiceEntry, attached: media.EntryMedia | None = None,
                     family_cleared_at=entry.family_cleared_at,
                     family_cleared_by=entry.family_cleared_by,
                     clock_offset_ms=entry.clock_offset_ms, retracted_at=entry.retracted_at,
-                    retracted_by=entry.retracted_by,
+                    retracted_by=entry.retracted_by, retraction_reason=entry.retraction_reason,
+                    supersedes=entry.supersedes, correction_reason=entry.correction_reason,
+                    superseded_by=entry.superseded_by, superseded_at=entry.superseded_at,
                     media=attached.items if attached else [],
                     media_withdrawn=attached.withdrawn if attached else False,
                     media_erased=attached.erased if attached else [],
@@ -306,18 +498,22 @@ def prepare_entry(ctx: Context, settings: Settings, session: CaptureSession, dat
         signals = safeguarding.detect(settings, data.kind, content, buttons)
     else:
         content = {"text": data.text}
+    received_at = received_at or utcnow()
     try:
-        allowed_by = consent.consent_for_capture(
-            ctx.db, session.child_id, data.kind, data.captured_at,
+        allowed_by = consent_at(
+            ctx, settings, session.child_id, data.kind, data.captured_at,
+            received_at=received_at, clock_offset_ms=clock_offset_ms,
             known=lookups.live_consents(ctx.db, session.child_id) if lookups else None)
-    except Forbidden:
+    except (Forbidden, Invalid):
+        # No consent, or the tablet's clock is ahead: kept for safeguarding all the same,
+        # under no consent, so it reaches neither the plan nor an export.
         if not signals:
             raise
-        allowed_by = None  # kept for safeguarding; no consent, so no use beyond it
+        allowed_by = None
     has_others, others = other_people_fields(data.other_people)
     entry = VoiceEntry(client_id=data.client_id, child_id=session.child_id,
                        session_id=session.id, kind=data.kind, source=data.source,
-                       captured_at=data.captured_at, received_at=received_at or utcnow(),
+                       captured_at=data.captured_at, received_at=received_at,
                        prompt=data.prompt, topic=data.topic, note=data.note,
                        consent_id=allowed_by.id if allowed_by else None, board_id=board_id,
                        board_version=board_version, content=content,
@@ -347,10 +543,12 @@ def store_entry(ctx: Context, settings: Settings, session: CaptureSession, data:
     return entry, True, signals
 
 
-def retract_entry(ctx: Context, entry: VoiceEntry, retracted_at: datetime) -> bool:
-    """A change of heart: the entry is kept, marked retracted with who and when, and leaves
-    the plan. Returns whether this call retracted it (False: it already was). Neither
-    audits nor commits."""
+def retract_entry(ctx: Context, entry: VoiceEntry, retracted_at: datetime,
+                  reason: str | None = None) -> bool:
+    """A change of heart: the entry is kept, marked retracted with who, when and why, and
+    leaves the plan. Returns whether this call retracted it (False: it already was).
+    Neither audits nor commits. The tablet's `retract` item and the worker's online
+    retraction both come here."""
     access.child_for(ctx, entry.child_id, Need.write)
     if retracted_at < entry.captured_at:
         raise Invalid("retracted_at is before the entry was captured",
@@ -359,7 +557,8 @@ def retract_entry(ctx: Context, entry: VoiceEntry, retracted_at: datetime) -> bo
     changed = ctx.db.exec(update(VoiceEntry)
                           .where(VoiceEntry.id == entry.id, VoiceEntry.status == "active")
                           .values(status="retracted", retracted_at=retracted_at,
-                                  retracted_by=ctx.user.id)).rowcount
+                                  retracted_by=ctx.user.id,
+                                  retraction_reason=reason)).rowcount
     ctx.db.refresh(entry)
     if changed:
         return True
@@ -367,6 +566,63 @@ def retract_entry(ctx: Context, entry: VoiceEntry, retracted_at: datetime) -> bo
         return False
     raise Conflict(f"This entry is {entry.status}, so it cannot be retracted.",
                    slug="entry-not-active", entry_id=str(entry.id))
+
+
+def retract(ctx: Context, entry_id: uuid.UUID, data: EntryRetract) -> EntryOut:
+    """The worker takes an entry back online; asking again answers it as it stands."""
+    entry = _entry_for(ctx, entry_id, Need.write)
+    if retract_entry(ctx, entry, max(utcnow(), entry.captured_at), data.reason):
+        audit.record(ctx, "entry.retract", child_id=entry.child_id, object_type="entry",
+                     object_id=entry.id)
+    ctx.db.commit()
+    return entries_out(ctx.db, [entry])[0]
+
+
+def correct(ctx: Context, settings: Settings, entry_id: uuid.UUID,
+            data: EntryCorrection) -> tuple[EntryOut, bool]:
+    """A new entry, in the same session and by the same rules as any, that supersedes
+    `entry_id`: the old one is kept as it was, marked superseded, and leaves the plan.
+    Returns the new entry and whether this call made it (a resend answers it)."""
+    old = _entry_for(ctx, entry_id, Need.write)
+    session = ctx.db.get(CaptureSession, old.session_id)
+    entry, new, signals = prepare_entry(ctx, settings, session, data.entry)
+    if not new:
+        if entry.supersedes != old.id:
+            raise Conflict("This client_id was already used for a different entry. Make a "
+                           "new client_id for the correction.", slug="client-id-reused",
+                           entry_id=str(entry.id))
+        audit.record(ctx, "entry.resend", child_id=entry.child_id, object_type="entry",
+                     object_id=entry.id)
+        ctx.db.commit()
+        return entries_out(ctx.db, [entry])[0], False
+    if old.status != "active":
+        raise Conflict(f"This entry is {old.status}, so it cannot be corrected.",
+                       slug="entry-not-active", entry_id=str(old.id))
+    entry.supersedes, entry.correction_reason = old.id, data.reason
+    try:
+        with ctx.db.begin_nested():
+            ctx.db.add(entry)
+            ctx.db.flush()
+    except IntegrityError:
+        # Another correction of it (or a copy of this one) was stored a moment ago.
+        ctx.db.rollback()
+        raise Conflict("This entry was corrected a moment ago; read it again.",
+                       slug="entry-not-active", entry_id=str(old.id)) from None
+    # Conditional, so it only supersedes an entry still active (not retracted meanwhile).
+    changed = ctx.db.exec(update(VoiceEntry)
+                          .where(VoiceEntry.id == old.id, VoiceEntry.status == "active")
+                          .values(status="superseded", superseded_by=entry.id,
+                                  superseded_at=entry.received_at)).rowcount
+    if not changed:
+        ctx.db.rollback()
+        raise Conflict("This entry is no longer active, so it cannot be corrected.",
+                       slug="entry-not-active", entry_id=str(old.id))
+    if signals:
+        safeguarding.raise_alert(ctx, settings, entry, signals)
+    audit.record_many(ctx, [("entry.create", entry.child_id, "entry", entry.id),
+                            ("entry.correct", old.child_id, "entry", old.id)])
+    ctx.db.commit()
+    return entry_out(entry), True
 
 
 def list_session_entries(ctx: Context, session_id: uuid.UUID, limit: int,

@@ -8,7 +8,7 @@ is never a gate on keeping a child safe.
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime, time, timezone
+from datetime import date, datetime, time, timedelta, timezone
 
 from sqlmodel import Session, select
 
@@ -68,26 +68,40 @@ def permits(consent: Consent, at: datetime | None = None) -> bool:
     return status(consent, at) == "active" and not child_dissented(consent)
 
 
-def _covering(db: Session, child_id: uuid.UUID, scope: Scope, at: datetime,
+def _covering(db: Session, child_id: uuid.UUID, scope: Scope, start: datetime, end: datetime,
               known: list[Consent] | None = None) -> list[Consent]:
+    """Consents covering `scope` at some moment between `start` and `end`."""
     consents = live_consents(db, child_id) if known is None else known
     return [c for c in consents if c.withdrawn_at is None and scope.value in c.scopes
-            and permits(c, at)]
+            and not child_dissented(c) and c.valid_from <= end
+            and (c.valid_until is None or c.valid_until > start)]
 
 
 def consent_for_capture(db: Session, child_id: uuid.UUID, kind: str, captured_at: datetime,
-                        known: list[Consent] | None = None) -> Consent | None:
+                        known: list[Consent] | None = None, *,
+                        leeway: timedelta = timedelta(0),
+                        not_after: datetime | None = None) -> Consent | None:
     """The consent a capture of `kind` at `captured_at` is made under, or 403 naming the
     missing scope. A withdrawn consent covers nothing, whatever the tablet's clock says.
-    `known`: the child's live consents, when the caller decides many captures at once."""
+
+    `captured_at` is the server's view of the moment (the tablet's time corrected by its
+    measured clock offset); clocks still disagree a little, so a consent in force at any
+    moment within `leeway` of it covers the capture, though never a moment after
+    `not_after` (when the server received it). `known`: the child's live consents, when the
+    caller decides many captures at once."""
     scope = CAPTURE_SCOPE[kind]
+    start = captured_at - leeway
+    end = captured_at + leeway if not_after is None else min(captured_at + leeway, not_after)
+    end = max(end, captured_at)
     if scope is None:
-        candidates = _covering(db, child_id, Scope.plan, captured_at, known)
+        candidates = _covering(db, child_id, Scope.plan, start, end, known)
     else:
-        candidates = _covering(db, child_id, scope, captured_at, known)
+        candidates = _covering(db, child_id, scope, start, end, known)
         if not candidates:
             raise Forbidden(
-                f"No active consent covers '{scope.value}' for this child at {captured_at.isoformat()}. "
+                f"No active consent covers '{scope.value}' for this child at "
+                f"{captured_at.isoformat()} (the server's clock"
+                f"{f', give or take {leeway.total_seconds():g} s' if leeway else ''}). "
                 f"Record a consent with the '{scope.value}' scope before capturing {kind} (a "
                 f"consent the child dissented from allows nothing).",
                 slug="consent-required", title="Consent required", missing_scope=scope.value)
@@ -162,8 +176,20 @@ def sixteenth_birthday(date_of_birth: date) -> datetime:
 
 
 def record_consent(ctx: Context, child_id: uuid.UUID, data: ConsentCreate) -> ConsentOut:
+    consent = new_consent(ctx, child_id, data, data.valid_from or utcnow())
+    audit.record(ctx, "consent.create", child_id=consent.child_id, object_type="consent",
+                 object_id=consent.id)
+    ctx.db.commit()
+    return consent_out(consent)
+
+
+def new_consent(ctx: Context, child_id: uuid.UUID, data: ConsentCreate,
+                valid_from: datetime) -> Consent:
+    """A consent as recorded online or offline (a sync item), checked by the same rules;
+    added and flushed, neither audited nor committed."""
     child = access.child_for(ctx, child_id, Need.write)
-    valid_from = data.valid_from or utcnow()
+    if data.valid_until is not None and data.valid_until <= valid_from:
+        raise Invalid("valid_until must be after valid_from", field=["body", "valid_until"])
     if data.given_by == "best_interests" and valid_from < sixteenth_birthday(child.date_of_birth):
         raise Invalid("A best-interests decision under the Mental Capacity Act applies to a "
                       "young person of 16 or more; for a younger child record the consent of "
@@ -185,10 +211,7 @@ def record_consent(ctx: Context, child_id: uuid.UUID, data: ConsentCreate) -> Co
                       recorded_by=ctx.user.id)
     ctx.db.add(consent)
     ctx.db.flush()
-    audit.record(ctx, "consent.create", child_id=child.id, object_type="consent",
-                 object_id=consent.id)
-    ctx.db.commit()
-    return consent_out(consent)
+    return consent
 
 
 def list_consents(ctx: Context, child_id: uuid.UUID, limit: int, cursor: str | None) -> dict:
@@ -259,29 +282,45 @@ def reviews_due(ctx: Context) -> ReviewsDueOut:
     if user.role == Role.admin:
         raise Forbidden("Consent reviews are for the workers and managers who hold "
                         "children's records.")
-    at = utcnow()
     children = {c.id: c for c in ctx.db.exec(select(Child).where(
         access.visible_child_ids_clause(user)))}
-    items: list[ConsentReviewDue] = []
-    if children:
-        ids = list(children)
-        consents = ctx.db.exec(select(Consent).where(Consent.child_id.in_(ids),
-                                                     Consent.withdrawn_at.is_(None))
-                               .order_by(Consent.created_at, Consent.id)).all()
-        allocations: dict[uuid.UUID, list[Allocation]] = {}
-        for allocation in ctx.db.exec(select(Allocation).where(Allocation.child_id.in_(ids))):
-            allocations.setdefault(allocation.child_id, []).append(allocation)
-        for consent in consents:
-            reasons = review_reasons(consent, children[consent.child_id],
-                                     allocations.get(consent.child_id, []), at)
-            if reasons:
-                items.append(ConsentReviewDue(consent_id=consent.id, child_id=consent.child_id,
-                                              reasons=reasons, consent=consent_out(consent)))
+    items = due_reviews(ctx.db, children, utcnow())
     for child_id in dict.fromkeys(i.child_id for i in items):
         audit.record(ctx, "consent.reviews_due", child_id=child_id, object_type="child",
                      object_id=child_id)
     ctx.db.commit()
     return ReviewsDueOut(items=items)
+
+
+def due_reviews(db: Session, children: dict[uuid.UUID, Child],
+                at: datetime) -> list[ConsentReviewDue]:
+    """The consents of these children due for review at `at`: two queries for any number
+    of children (consents, allocations), oldest consent first."""
+    items: list[ConsentReviewDue] = []
+    if not children:
+        return items
+    ids = list(children)
+    consents = db.exec(select(Consent).where(Consent.child_id.in_(ids),
+                                             Consent.withdrawn_at.is_(None))
+                       .order_by(Consent.created_at, Consent.id)).all()
+    allocations: dict[uuid.UUID, list[Allocation]] = {}
+    for allocation in db.exec(select(Allocation).where(Allocation.child_id.in_(ids))):
+        allocations.setdefault(allocation.child_id, []).append(allocation)
+    for consent in consents:
+        reasons = review_reasons(consent, children[consent.child_id],
+                                 allocations.get(consent.child_id, []), at)
+        if reasons:
+            items.append(ConsentReviewDue(consent_id=consent.id, child_id=consent.child_id,
+                                          reasons=reasons, consent=consent_out(consent)))
+    return items
+
+
+def permitting_clause(at: datetime):  # noqa: ANN201 - a SQL expression
+    """A WHERE clause on Consent: the consents that allow anything at `at` (the same rule
+    as permits(), in SQL, for counting them across many children at once)."""
+    return (Consent.withdrawn_at.is_(None) & (Consent.valid_from <= at)
+            & (Consent.valid_until.is_(None) | (Consent.valid_until > at))
+            & (Consent.child_assent != "dissented"))
 
 
 def review_consent(ctx: Context, consent_id: uuid.UUID, data: ConsentReview) -> ConsentOut:

@@ -1,7 +1,7 @@
 """The bytes boards carry: every imported image and sound, every starter picture and every
 photo for a personal board is checked and stored here.
 
-`store_board_media` is the ONE door, and it goes through the media pipeline: the same
+`clean_board_media` (then `store_clean_asset`) is the ONE door, and it goes through the media pipeline: the same
 `photos.check_and_clean_photo` and `audio.check_and_clean_audio` that uploaded photos and
 recordings go through (type sniffed from the bytes, never the name or declared type;
 pixel count checked from the header before decoding; bombs, SVG, GIF, web pages and
@@ -76,50 +76,80 @@ def _clean(kind: str, source: Path, workdir: Path, settings: Settings,
     return _Clean(chosen.path, chosen.content_type)
 
 
-def store_board_media(db: Session, settings: Settings, store: MediaStore, kind: str,
-                      data: bytes | Path, *, max_pixels: int | None = None) -> BoardAsset:
+@dataclass
+class CleanAsset:
+    """Checked and cleaned bytes, ready to store: in a work folder the caller removes."""
+
+    kind: str
+    path: Path
+    sha256: str
+    bytes: int
+    content_type: str
+    width: int | None = None
+    height: int | None = None
+
+
+def clean_board_media(settings: Settings, kind: str, data: bytes | Path, workdir: Path, *,
+                      max_pixels: int | None = None) -> CleanAsset:
     """Check `data` (bytes, or a file in the staging area) as an image or sound (`kind`)
-    through the media pipeline, store the clean copy, and answer its asset row.
+    through the media pipeline, and leave the clean copy in `workdir`. No database: the
+    slow part (decoding) never holds a connection.
 
     Raises AssetRefused, with the reason and the pipeline's problem, when the bytes are not
-    acceptable. The caller commits (or rolls back: the blob is then swept as unnamed)."""
+    acceptable."""
     limit = settings.board_image_max_bytes if kind == "image" else settings.board_sound_max_bytes
     size = len(data) if isinstance(data, bytes) else data.stat().st_size
     if size > limit and isinstance(data, bytes):
         raise AssetRefused(f"is {size:,} bytes; the limit is {limit:,}")
-    workdir = staging_dir(settings.media_root) / f"board-{uuid.uuid4().hex}"
-    workdir.mkdir()
+    own = workdir / uuid.uuid4().hex
+    own.mkdir()
+    source = data if isinstance(data, Path) else own / "source"
+    if isinstance(data, bytes):
+        source.write_bytes(data)
     try:
-        source = data if isinstance(data, Path) else workdir / "source"
-        if isinstance(data, bytes):
-            source.write_bytes(data)
-        try:
-            clean = _clean(kind, source, workdir, settings,
-                           max_pixels or settings.board_image_max_pixels)
-        except Problem as exc:
-            raise AssetRefused(f"is refused: {exc.detail}", exc) from None
-        if clean.path == source and not isinstance(data, bytes):
-            kept = workdir / "kept"  # the store consumes what it is given, not the caller's
-            shutil.copyfile(source, kept)
-            clean.path = kept
-        fsync_file(clean.path)
-        sha256 = file_sha256(clean.path)
-        size = clean.path.stat().st_size
-        lock_blobs(db, [sha256])  # no sweep may delete it before this transaction ends
-        store.put(sha256, clean.path, content_type=clean.content_type)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    found = db.exec(select(BoardAsset).where(BoardAsset.sha256 == sha256)).first()
+        clean = _clean(kind, source, own, settings,
+                       max_pixels or settings.board_image_max_pixels)
+    except Problem as exc:
+        raise AssetRefused(f"is refused: {exc.detail}", exc) from None
+    if clean.path == source and not isinstance(data, bytes):
+        kept = own / "kept"  # the store consumes what it is given, not the caller's
+        shutil.copyfile(source, kept)
+        clean.path = kept
+    fsync_file(clean.path)
+    return CleanAsset(kind=kind, path=clean.path, sha256=file_sha256(clean.path),
+                      bytes=clean.path.stat().st_size, content_type=clean.content_type,
+                      width=clean.width, height=clean.height)
+
+
+def store_clean_asset(db: Session, store: MediaStore, clean: CleanAsset) -> BoardAsset:
+    """Store cleaned bytes and answer their asset row (the caller commits, or rolls back:
+    the blob is then swept as unnamed)."""
+    lock_blobs(db, [clean.sha256])  # no sweep may delete it before this transaction ends
+    store.put(clean.sha256, clean.path, content_type=clean.content_type)
+    found = db.exec(select(BoardAsset).where(BoardAsset.sha256 == clean.sha256)).first()
     if found is not None:
         return found
-    asset = BoardAsset(sha256=sha256, kind=kind, content_type=clean.content_type,
-                       bytes=size, width=clean.width, height=clean.height)
+    asset = BoardAsset(sha256=clean.sha256, kind=clean.kind, content_type=clean.content_type,
+                       bytes=clean.bytes, width=clean.width, height=clean.height)
     try:
         with db.begin_nested():
             db.add(asset)
     except IntegrityError:  # the same bytes stored by another request just now
-        return db.exec(select(BoardAsset).where(BoardAsset.sha256 == sha256)).one()
+        return db.exec(select(BoardAsset).where(BoardAsset.sha256 == clean.sha256)).one()
     return asset
+
+
+def store_board_media(db: Session, settings: Settings, store: MediaStore, kind: str,
+                      data: bytes | Path, *, max_pixels: int | None = None) -> BoardAsset:
+    """Check, clean and store one image or sound (see `clean_board_media`), decoding it
+    before the first statement so the connection is taken only to write."""
+    workdir = staging_dir(settings.media_root) / f"board-{uuid.uuid4().hex}"
+    workdir.mkdir()
+    try:
+        clean = clean_board_media(settings, kind, data, workdir, max_pixels=max_pixels)
+        return store_clean_asset(db, store, clean)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def asset_by_sha(db: Session, sha256: str) -> BoardAsset | None:

@@ -24,7 +24,7 @@ from app.models.board import AttributionItem, AttributionOut, Board, BoardVersio
 from app.services.boards import library as board_service
 from app.services.boards.assets import asset_by_sha, extension_for, read_blob
 from app.services.boards.obf import (ASSET_KEY, ASSET_URL_KEY, ASSUMED_LICENSE_TYPE, OBF_FORMAT,
-                              normalise_license)
+                              RESERVED_BOARD_KEYS, normalise_license)
 from app.storage import MediaStore, staging_dir
 
 _NO_ATTRIBUTION = ("public domain", "cc0", "cc-0", "publicdomain")
@@ -39,8 +39,8 @@ def _uuid(value: Any) -> uuid.UUID | None:
 
 def _board_json(board: Board, content: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"format": OBF_FORMAT, "id": str(board.id)}
-    out.update(copy.deepcopy(content))
-    out["format"], out["id"] = OBF_FORMAT, str(board.id)
+    # A version stored before server fields were refused in a body exports without them.
+    out.update(copy.deepcopy({k: v for k, v in content.items() if k not in RESERVED_BOARD_KEYS}))
     for kind in ("images", "sounds"):
         for item in out.get(kind, []):
             item["license"] = normalise_license(item.get("license"))

@@ -28,7 +28,9 @@ OBF_FORMAT = "open-board-0.1"
 ASSUMED_LICENSE_TYPE = "private, all rights reserved"
 # Fields the service owns on a board as it answers it; a file's own are kept aside.
 RESERVED_BOARD_KEYS = ("id", "format", "version", "latest_version", "owner_child_id",
-                       "created_at")
+                       "created_at", "created_by", "origin", "source_id", "copy_of_board_id",
+                       "copy_of_version", "archived_at", "import_notes", "change_reason",
+                       "safeguarding_changes")
 # Internal references that only the server may write (bytes it has checked and stored).
 ASSET_KEY = "ext_childvoice_asset"
 ASSET_URL_KEY = "ext_childvoice_url"
@@ -126,8 +128,10 @@ def _text(value: Any) -> Any:
     return value
 
 
-def normalise_content(content: dict[str, Any]) -> dict[str, Any]:
-    """Colours and licences made regular on a board's content (any door)."""
+def normalise_content(content: dict[str, Any],
+                      notes: list[str] | None = None) -> dict[str, Any]:
+    """Colours and licences made regular on a board's content (any door); what had to be
+    left out is said in `notes` when given."""
     for button in content.get("buttons") or []:
         if not isinstance(button, dict):
             continue
@@ -135,7 +139,10 @@ def normalise_content(content: dict[str, Any]) -> dict[str, Any]:
             if key in button:
                 colour = normalise_colour(button[key])
                 if colour is None:
-                    button.pop(key)
+                    dropped = button.pop(key)
+                    if notes is not None and dropped is not None:
+                        notes.append(f"button '{button.get('id')}': its {key} "
+                                     f"{str(dropped)[:40]!r} is not a colour and was left out")
                 else:
                     button[key] = colour
     for kind in ("images", "sounds"):
@@ -174,45 +181,87 @@ def _trim(order: list[list[Any]]) -> list[list[Any]]:
     return order
 
 
-def fix_grid(grid: Any, button_ids: list[str]) -> dict[str, Any]:
+def _cell_note(r: int, c: int, cell: Any) -> str:
+    if isinstance(cell, (str, int)) and not isinstance(cell, bool):
+        return (f"grid cell [{r}][{c}] named button '{str(cell)[:100]}', which the board does "
+                "not have: the cell is left empty")
+    return f"grid cell [{r}][{c}] was not a button id: the cell is left empty"
+
+
+def fix_grid(grid: Any, button_ids: list[str],
+             notes: list[str] | None = None) -> dict[str, Any]:
     """A grid whose order is rows x columns of known button ids (unknown ones left empty).
 
-    A file without a usable grid gets one laid out from its buttons, in their order."""
+    A file without a usable grid gets one laid out from its buttons, in their order. Each
+    fix-up is said in `notes` when given."""
+    said = notes if notes is not None else []
     known = set(button_ids)
     order = grid.get("order") if isinstance(grid, dict) else None
     if not isinstance(order, list) or not any(isinstance(r, list) and r for r in order):
+        said.append("it had no usable grid: one was laid out from its buttons, in their order")
         return _auto_grid(button_ids)
     if len(order) > 10 * MAX_GRID or any(isinstance(r, list) and len(r) > 10 * MAX_GRID
                                          for r in order):
         raise BoardProblem(f"its grid is far larger than {MAX_GRID} x {MAX_GRID}")
-    cells = [[str_id(c) if isinstance(c, (str, int)) and str_id(c) in known else None
-              for c in row] if isinstance(row, list) else [] for row in order]
+    cells = []
+    for r, row in enumerate(order):
+        if not isinstance(row, list):
+            said.append(f"grid row {r} was not a list: it is left empty")
+            cells.append([])
+            continue
+        kept = []
+        for c, cell in enumerate(row):
+            if isinstance(cell, (str, int)) and str_id(cell) in known:
+                kept.append(str_id(cell))
+            else:
+                if cell is not None:
+                    said.append(_cell_note(r, c, cell))
+                kept.append(None)
+        cells.append(kept)
     rows = max(_as_int(grid.get("rows")), len(cells), 1)
     columns = max(_as_int(grid.get("columns")), max(len(r) for r in cells), 1)
+    if (rows, columns) != (_as_int(grid.get("rows")), _as_int(grid.get("columns"))) or \
+            len(cells) != rows or any(len(row) != columns for row in cells):
+        said.append(f"its grid's rows and columns did not match its cells: it is {rows} x "
+                    f"{columns}, missing cells left empty")
     cells += [[] for _ in range(rows - len(cells))]
     cells = [row + [None] * (columns - len(row)) for row in cells]
     if rows > MAX_GRID or columns > MAX_GRID:
         cells = _trim(cells)
         rows, columns = len(cells), len(cells[0])
+        if rows <= MAX_GRID and columns <= MAX_GRID:
+            said.append(f"its grid's empty rows and columns were trimmed to fit {MAX_GRID} x "
+                        f"{MAX_GRID}")
     if rows > MAX_GRID or columns > MAX_GRID:
         raise BoardProblem(f"its grid is {rows} rows x {columns} columns; boards here are "
                            f"at most {MAX_GRID} x {MAX_GRID}")
     return {"rows": rows, "columns": columns, "order": cells}
 
 
-def prepare_board(raw: Any) -> dict[str, Any]:
+def prepare_board(raw: Any, notes: list[str] | None = None) -> dict[str, Any]:
     """A board from a file, regular enough to validate. Images and sounds keep their
-    `data` / `path` / `url` / `symbol` for the importer to resolve; links keep `path`."""
+    `data` / `path` / `url` / `symbol` for the importer to resolve; links keep `path`.
+    Every fix-up that changes what the board shows or keeps is said in `notes`."""
+    said = notes if notes is not None else []
     if not isinstance(raw, dict):
         raise BoardProblem("it is not a JSON object")
     fmt = raw.get("format")
     if fmt is not None and not (isinstance(fmt, str) and fmt.startswith("open-board-")):
         raise BoardProblem(f"its format is {str(fmt)[:40]!r}, not {OBF_FORMAT}")
     board = {k: v for k, v in raw.items() if k not in RESERVED_BOARD_KEYS}
+    for key in RESERVED_BOARD_KEYS:
+        if key in raw and key not in ("id", "format"):
+            said.append(f"its field '{key}' was left out: the service sets that field")
     if raw.get("id") is not None:
         board["ext_childvoice_source_id"] = str(str_id(raw["id"]))[:100]
     name = _text(raw.get("name"))
-    board["name"] = name.strip()[:200] if isinstance(name, str) and name.strip() else "Board"
+    if isinstance(name, str) and name.strip():
+        board["name"] = name.strip()[:200]
+        if len(name.strip()) > 200:
+            said.append("its name was longer than 200 characters and was cut short")
+    else:
+        board["name"] = "Board"
+        said.append("it had no name: it is called 'Board'")
     if not isinstance(board.get("locale"), str) or not board["locale"].strip():
         board["locale"] = "en"
 
@@ -228,7 +277,9 @@ def prepare_board(raw: Any) -> dict[str, Any]:
             if key in button:
                 button[key] = str_id(button[key])
                 if not isinstance(button[key], str):
-                    button.pop(key)  # not an id at all (null, a list…)
+                    dropped = button.pop(key)  # not an id at all (null, a list…)
+                    if key != "id" and dropped is not None:
+                        said.append(f"buttons[{i}]: its {key} was not an id and was left out")
         if not button.get("id"):
             raise BoardProblem(f"buttons[{i}] has no id")
         for key in ("label", "vocalization"):
@@ -239,13 +290,15 @@ def prepare_board(raw: Any) -> dict[str, Any]:
             button["load_board"] = {k: str_id(v) if k == "id" else v for k, v in link.items()}
         elif link is not None:
             button.pop("load_board")
+            said.append(f"button '{button['id']}': its load_board was not an object and was "
+                        "left out")
         cleaned.append(button)
     board["buttons"] = cleaned
     ids = [b["id"] for b in cleaned]
     repeated = sorted({i for i in ids if ids.count(i) > 1}, key=str)
     if repeated:
         raise BoardProblem(f"button ids are repeated: {', '.join(map(str, repeated[:5]))}")
-    board["grid"] = fix_grid(raw.get("grid"), [i for i in ids if isinstance(i, str)])
+    board["grid"] = fix_grid(raw.get("grid"), [i for i in ids if isinstance(i, str)], said)
 
     for kind in ("images", "sounds"):
         items = raw.get(kind)
@@ -254,8 +307,12 @@ def prepare_board(raw: Any) -> dict[str, Any]:
         for i, item in enumerate(items):
             if not isinstance(item, dict):
                 raise BoardProblem(f"{kind}[{i}] is not an object")
+            server_refs = [k for k in (ASSET_KEY, ASSET_URL_KEY) if k in item]
             item = {k: v for k, v in item.items() if k not in (ASSET_KEY, ASSET_URL_KEY)}
             item["id"] = str_id(item.get("id"))
+            if server_refs and isinstance(item["id"], str):
+                said.append(f"{kind[:-1]} '{item['id']}': its {', '.join(server_refs)} was "
+                            "left out (only this service writes it)")
             if not isinstance(item["id"], str) or not item["id"]:
                 raise BoardProblem(f"{kind}[{i}] has no id")
             out.append(item)
@@ -264,19 +321,21 @@ def prepare_board(raw: Any) -> dict[str, Any]:
         if repeated:
             raise BoardProblem(f"{kind} ids are repeated: {', '.join(map(str, repeated[:5]))}")
         board[kind] = out
-    return normalise_content(board)
+    return normalise_content(board, said)
 
 
-def drop_dangling_refs(board: dict[str, Any]) -> None:
+def drop_dangling_refs(board: dict[str, Any], notes: list[str] | None = None) -> None:
     """Buttons naming an image or sound the board does not have keep no reference (real
     files have them; a dangling id would only confuse a tablet or a validator)."""
+    said = notes if notes is not None else []
     images = {i["id"] for i in board.get("images", [])}
     sounds = {s["id"] for s in board.get("sounds", [])}
     for button in board["buttons"]:
-        if button.get("image_id") is not None and button["image_id"] not in images:
-            button.pop("image_id")
-        if button.get("sound_id") is not None and button["sound_id"] not in sounds:
-            button.pop("sound_id")
+        for key, have, what in (("image_id", images, "image"), ("sound_id", sounds, "sound")):
+            if button.get(key) is not None and button[key] not in have:
+                missing = button.pop(key)
+                said.append(f"button '{button['id']}' named {what} '{str(missing)[:100]}', "
+                            f"which the board does not have: the button has no {what}")
 
 
 def package_path(value: Any) -> str | None:

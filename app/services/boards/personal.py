@@ -24,7 +24,8 @@ from app.models.board import (Board, BoardOut, BoardPhotoOut, BoardSummary, Boar
                               ChildBoardPhoto)
 from app.services import access, audit
 from app.services.boards.assets import AssetRefused, store_board_media
-from app.services.boards.library import add_board, board_out, check_asset_refs, child_photo_keys
+from app.services.boards.library import (add_board, board_out, check_asset_refs,
+                                         child_photo_keys, summaries)
 from app.services.boards.obf import ASSET_KEY
 from app.storage import MediaStore
 
@@ -41,6 +42,7 @@ def upload_photo(ctx: Context, settings: Settings, store: MediaStore, child_id: 
                  path: Path) -> BoardPhotoOut:
     """Check and store a photo for this child's boards (the allocated worker only)."""
     child = access.child_for(ctx, child_id, access.Need.write)
+    ctx.db.commit()  # hand the connection back while the photo is decoded
     try:
         asset = store_board_media(ctx.db, settings, store, "image", path,
                                   max_pixels=settings.media_photo_max_pixels)
@@ -86,4 +88,4 @@ def list_boards(ctx: Context, child_id: uuid.UUID) -> list[BoardSummary]:
                        .order_by(Board.created_at, Board.id)).all()
     audit.record(ctx, "board.list", child_id=child.id, object_type="child", object_id=child.id)
     ctx.db.commit()
-    return [BoardSummary.model_validate(b) for b in rows]
+    return summaries(ctx.db, list(rows))

@@ -14,8 +14,10 @@ from importlib import resources
 from sqlmodel import Session, select
 
 from app.core.config import Settings
-from app.models.board import Board, BoardWrite
+from app.core.context import Actor, Context
+from app.models.board import Board, BoardContent, BoardOrigin
 from app.services.boards.assets import store_board_media
+from app.services import audit
 from app.services.boards.library import add_board, get_version
 from app.services.boards.obf import ASSET_KEY
 from app.starter.boards import OPENMOJI_LICENSE, SAFEGUARDING, STARTER, image_file
@@ -37,7 +39,8 @@ def _picture(db: Session, settings: Settings, store: MediaStore, codepoints: str
                 "source_url": f"https://openmoji.org/library/emoji-{codepoints.upper()}/"}}
 
 
-def starter_board(db: Session, settings: Settings, store: MediaStore, spec: dict) -> BoardWrite:
+def starter_board(db: Session, settings: Settings, store: MediaStore,
+                  spec: dict) -> BoardContent:
     images: dict[str, dict] = {}
     buttons = []
     for label, vocalization, codepoints in spec["buttons"]:
@@ -59,7 +62,7 @@ def starter_board(db: Session, settings: Settings, store: MediaStore, spec: dict
                "buttons": buttons, "images": list(images.values()), "sounds": []}
     if "scale" in spec:
         content["ext_childvoice_scale"] = spec["scale"]
-    return BoardWrite.model_validate(content)
+    return BoardContent.model_validate(content)
 
 
 def _installed(db: Session, spec: dict) -> bool:
@@ -78,7 +81,10 @@ def install_starter(db: Session, settings: Settings, store: MediaStore,
     for spec in STARTER:
         if _installed(db, spec):
             continue
-        add_board(db, starter_board(db, settings, store, spec), created_by)
+        board, _ = add_board(db, starter_board(db, settings, store, spec), created_by,
+                             origin=BoardOrigin.starter)
+        audit.record(Context(db=db, actor=Actor()), "board.create", object_type="board",
+                     object_id=board.id)
         added.append(spec["name"])
     db.commit()
     return added

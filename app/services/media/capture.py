@@ -28,6 +28,7 @@ import time
 import uuid
 import weakref
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
@@ -44,7 +45,7 @@ from app.core.errors import Conflict, Invalid, PayloadTooLarge, UnsupportedMedia
 from app.core.multipart import ReceivedFile, ReceivedForm
 from app.models.capture import CaptureSession, EntryOut, VoiceEntry
 from app.models.media import Media, MediaFile, MediaUploadIn
-from app.services import access, audit, capture, consent
+from app.services import access, audit, capture
 from app.services.media import audio, records as media, photos
 from app.services.access import Need
 from app.services.media.photos import CleanFile
@@ -136,6 +137,7 @@ class Prepared:
     fingerprint: str
     target_entry_id: uuid.UUID | None = None
     replay: EntryOut | None = None
+    received_at: datetime = field(default_factory=utcnow)
 
 
 def _stored_media(ctx: Context, client_id: uuid.UUID) -> Media | None:
@@ -189,7 +191,8 @@ def prepare(ctx: Context, session: CaptureSession, data: MediaUploadIn,
                               field=["body", "entry_client_id"])
             prepared.target_entry_id = target.id
         # Checked again when storing; checked now so a refused capture costs no decoding.
-        consent.consent_for_capture(ctx.db, session.child_id, data.kind, data.captured_at)
+        capture.consent_at(ctx, settings, session.child_id, data.kind, data.captured_at,
+                           received_at=prepared.received_at)
     except BaseException:
         ctx.db.rollback()
         raise
@@ -255,8 +258,8 @@ def process(prepared: Prepared, workdir: Path, settings: Settings) -> Processed:
     return result
 
 
-def commit(ctx: Context, session: CaptureSession, prepared: Prepared, processed: Processed,
-           store: MediaStore) -> tuple[EntryOut, bool]:
+def commit(ctx: Context, settings: Settings, session: CaptureSession, prepared: Prepared,
+           processed: Processed, store: MediaStore) -> tuple[EntryOut, bool]:
     """Rows, blobs and the audit event, all or nothing (see the module's docstring)."""
     db, data = ctx.db, prepared.data
     keys = [processed.digests[f.path][0] for f in processed.files]
@@ -266,15 +269,15 @@ def commit(ctx: Context, session: CaptureSession, prepared: Prepared, processed:
         stored = _stored_media(ctx, data.client_id)
         if stored is not None:  # another request stored it while we were processing
             return _answer_stored(ctx, session, stored, prepared.fingerprint), False
-        allowed_by = consent.consent_for_capture(db, session.child_id, data.kind,
-                                                 data.captured_at)
+        allowed_by = capture.consent_at(ctx, settings, session.child_id, data.kind,
+                                        data.captured_at, received_at=prepared.received_at)
         creator = ctx.actor.user.id if ctx.actor.user else None
         if prepared.target_entry_id is not None:
             entry = db.get(VoiceEntry, prepared.target_entry_id)
         else:
             entry = VoiceEntry(client_id=data.client_id, child_id=session.child_id,
                                session_id=session.id, kind=data.kind, source=data.source,
-                               captured_at=data.captured_at, received_at=utcnow(),
+                               captured_at=data.captured_at, received_at=prepared.received_at,
                                prompt=data.prompt, topic=data.topic,
                                consent_id=allowed_by.id if allowed_by else None, content={},
                                created_by=creator, fingerprint=prepared.fingerprint)
@@ -344,8 +347,8 @@ async def add_media(ctx: Context, session: CaptureSession, form: ReceivedForm, *
         processed: Processed = await jobs.run(process, prepared, workdir, settings)
         processed.timings["job"] = time.perf_counter() - started
         started = time.perf_counter()
-        entry, created = await to_thread.run_sync(commit, ctx, session, prepared, processed,
-                                                  store)
+        entry, created = await to_thread.run_sync(commit, ctx, settings, session, prepared,
+                                                  processed, store)
         processed.timings["commit"] = time.perf_counter() - started
         return entry, created, processed.timings
     finally:

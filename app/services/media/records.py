@@ -6,26 +6,26 @@ Uploads are in `media_capture`; checking and cleaning the bytes in `photos` and 
 
 from __future__ import annotations
 
-import shutil
 import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import text
+from sqlalchemy import String, cast, text
 from sqlmodel import Session, func, select
 
 from app.core.context import Context
 from app.core.db import is_postgres
 from app.core.clock import utcnow
 from app.core.errors import Conflict, NotFound, Problem
-from app.models.board import BoardAsset
+from app.models.board import Board, BoardAsset, BoardVersion, ChildBoardPhoto
 from app.models.capture import VoiceEntry
+from app.models.erasure import ErasedCopy, ErasureOut, RemainingCopy
 from app.models.media import Media, MediaErase, MediaFile, MediaOut, MediaTombstone
 from app.services import access, audit, consent
 from app.services.access import Need
-from app.storage import MediaStore, staging_dir
+from app.storage import MediaStore, sweep_staging
 
 MEDIA_PATH = "/api/v1/media"
 MEDIA_NOT_FOUND = "No media with this id is visible to you."
@@ -175,20 +175,87 @@ def erase(db: Session, media: Media, *, cause: str, reason: str | None,
 
 
 def erase_media(ctx: Context, store: MediaStore, media_id: uuid.UUID,
-                data: MediaErase) -> uuid.UUID:
-    """A manager of the child's team erases one photo or recording, with a reason.
-    Returns the id of the entry that carried it (which keeps the tombstone)."""
+                data: MediaErase) -> tuple[uuid.UUID, ErasureOut]:
+    """A manager of the child's team erases one photo or recording, with a reason, and with
+    it every other copy of its bytes that exists only as a picture of this child's own
+    boards. Returns the id of the entry that carried it (which keeps the tombstone) and
+    what the erasure reached: copies it erased, and copies that remain and why."""
     media = access.record_for(ctx, Media, media_id, Need.oversee, MEDIA_NOT_FOUND)
     if media.erased_at is not None:
         raise Conflict("This media was already erased.",
                        erased_at=media.erased_at.isoformat())
     keys = erase(ctx.db, media, cause="manager", reason=data.reason, by=ctx.user.id)
+    report = ErasureOut(media_id=media.id)
+    keys += _erase_board_copies(ctx, media, keys, report)
+    report.copies_remaining += _other_entries_with(ctx.db, media, keys)
     audit.record(ctx, "media.erase", child_id=media.child_id, object_type="media",
                  object_id=media.id)
     entry_id = media.entry_id
     ctx.db.commit()
     delete_if_unreferenced(ctx.db, store, keys)
-    return entry_id
+    return entry_id, report
+
+
+def _versions_naming(db: Session, key: str) -> list[tuple[uuid.UUID, uuid.UUID | None]]:
+    """(board id, owner child) of every board with a version that names this blob."""
+    return list(db.exec(select(Board.id, Board.owner_child_id).distinct()
+                        .join(BoardVersion, BoardVersion.board_id == Board.id)
+                        .where(cast(BoardVersion.content, String).contains(key))))
+
+
+def _erase_board_copies(ctx: Context, media: Media, keys: list[str],
+                        report: ErasureOut) -> list[str]:
+    """The same photo uploaded for the child's personal boards is the same blob (both go
+    through the one photo pipeline): take it out of the child's board photos, and out of
+    the store unless something outside this child's record uses it too. Returns the keys
+    it released."""
+    released: list[str] = []
+    for key in sorted(set(keys)):
+        mine = list(ctx.db.exec(select(ChildBoardPhoto).where(
+            ChildBoardPhoto.child_id == media.child_id, ChildBoardPhoto.sha256 == key)))
+        boards = _versions_naming(ctx.db, key)
+        if not mine and not any(owner == media.child_id for _, owner in boards):
+            continue
+        own = sorted(b for b, owner in boards if owner == media.child_id)
+        elsewhere = [b for b, owner in boards if owner != media.child_id] or \
+            ctx.db.exec(select(ChildBoardPhoto.id).where(
+                ChildBoardPhoto.sha256 == key,
+                ChildBoardPhoto.child_id != media.child_id)).first()
+        if elsewhere:
+            report.copies_remaining.append(RemainingCopy(
+                kind="outside_record", detail="The same picture is also used outside this "
+                "child's record (a library board or another child's boards), which this "
+                "erasure does not reach: its bytes stay for those, and this child's boards "
+                "still show it until a new version of them leaves it out."))
+            continue
+        for photo in mine:
+            ctx.db.delete(photo)
+        asset = ctx.db.exec(select(BoardAsset).where(BoardAsset.sha256 == key)).first()
+        if asset is not None:
+            ctx.db.delete(asset)
+        released.append(key)
+        report.copies_erased.append(ErasedCopy(
+            kind="board_photo", board_ids=own, detail="The same photo was a picture of "
+            "this child's own boards: its bytes are erased too, and those boards show the "
+            "picture as missing."))
+        audit.record(ctx, "board.photo.erase", child_id=media.child_id,
+                     object_type="board_photo", object_id=key)
+    ctx.db.flush()
+    return released
+
+
+def _other_entries_with(db: Session, media: Media, keys: list[str]) -> list[RemainingCopy]:
+    """Other media of this child carrying the same bytes: each is its own item of the
+    record, erased on its own."""
+    rows = db.exec(select(Media.id, Media.entry_id).distinct()
+                   .join(MediaFile, MediaFile.media_id == Media.id)
+                   .where(MediaFile.sha256.in_(keys), Media.child_id == media.child_id,
+                          Media.id != media.id)
+                   .order_by(Media.id)).all() if keys else []
+    return [RemainingCopy(kind="entry_media", entry_id=entry_id, media_id=media_id,
+                          detail="Another entry of this record carries the same bytes; "
+                          "they stay until that media is erased too.")
+            for media_id, entry_id in rows]
 
 
 def past_retention(db: Session, kind: str, cutoff) -> list[Media]:  # noqa: ANN001
@@ -229,21 +296,14 @@ def delete_if_unreferenced(db: Session, store: MediaStore, keys: list[str]) -> N
     db.commit()
 
 
-def sweep(db: Session, store: MediaStore, media_root: Path, *, blob_age_s: float = 3600,
-          staging_age_s: float = 86400) -> dict[str, int]:
-    """What a crash can leave: files in the staging area (an upload being received or
-    processed when the process died) and blobs put into the store whose transaction never
-    committed. Neither is visible through the API; this removes both, leaving anything
-    young enough to belong to an upload still in progress."""
+def sweep(db: Session, store: MediaStore, media_root: Path, *,
+          blob_age_s: float = 3600) -> dict[str, int]:
+    """What a crash can leave: files in this host's staging area (an upload being received
+    or processed when its process died: `sweep_staging`) and blobs put into the store whose
+    transaction never committed. Neither is visible through the API; this removes both,
+    leaving what a live process is using and blobs young enough to be committing now."""
     now = time.time()
-    staged = 0
-    for path in staging_dir(media_root).iterdir():
-        if now - path.stat().st_mtime > staging_age_s:
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
-            staged += 1
+    staged = sweep_staging(media_root)
     old = [key for key, written in store.keys() if now - written > blob_age_s]
     named = set()
     for i in range(0, len(old), 500):

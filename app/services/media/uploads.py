@@ -4,15 +4,18 @@ termination) for photos and recordings from an enrolled tablet.
 How the bytes are kept, so that nothing is lost, nothing lands twice, and nothing needs a
 lock in this process:
 
-- an upload's bytes are immutable chunk files in `<media root>/uploads/<upload id>/`;
-- a PATCH streams into a part file of its own, checks it (checksum, size), renames it to a
-  chunk name no other PATCH can use, and only then asks the database to accept it: one
-  conditional UPDATE that moves `offset` from the value the PATCH started at and appends the
-  chunk to `chunks`. A PATCH that loses that race (or a server killed before it) leaves a
-  file no row names, which cleanup removes; the offset never moves past bytes that are not
-  safely on disk;
-- when the last byte is accepted, the chunks are joined in the media staging area and the
-  file goes through exactly what a direct upload goes through (`media_capture.add_media`:
+- an upload's bytes are immutable chunks kept in the media store beside the blobs
+  (`uploads/<upload id>/<chunk>`: files under the media root, or objects in the bucket), so
+  any API process can take the next PATCH: the processes share only the database and the
+  store;
+- a PATCH streams into a part file of its own in this request's staging area, checks it
+  (checksum, size), puts it into the store under a chunk name no other PATCH can use, and
+  only then asks the database to accept it: one conditional UPDATE that moves `offset` from
+  the value the PATCH started at and appends the chunk to `chunks`. A PATCH that loses that
+  race removes its chunk; a server killed before it leaves a chunk no row names, which
+  cleanup removes; the offset never moves past bytes that are not safely stored;
+- when the last byte is accepted, the chunks are joined in the request's staging area and
+  the file goes through exactly what a direct upload goes through (`media_capture.add_media`:
   sniffing, EXIF stripping, probing, consent, idempotency by client_id). If the server dies
   in between, the next PATCH (or an empty one at the final offset) finishes the job, and a
   second finish is only a resend of the same media.
@@ -28,7 +31,6 @@ import hashlib
 import logging
 import os
 import secrets
-import shutil
 import threading
 import time
 import uuid
@@ -56,7 +58,7 @@ from app.models.sync import Device, SyncReceipt
 from app.models.upload import IncompleteUpload, Upload
 from app.services import access, audit
 from app.services.media import records as media, capture as media_capture
-from app.storage import MediaStore, make_store, staging_dir
+from app.storage import MediaStore, make_store, staging_dir, sweep_staging
 
 log = logging.getLogger("childvoice.uploads")
 
@@ -65,8 +67,9 @@ TUS_EXTENSIONS = "creation,checksum,expiration,termination"
 CHECKSUMS = {"sha1": hashlib.sha1, "sha256": hashlib.sha256}
 UPLOAD_NOT_FOUND = "No upload with this id is open for this device (it may have expired)."
 WRITE_BYTES = 1024 * 1024
-# Part files younger than this may belong to a PATCH still streaming: cleanup leaves them.
-PART_GRACE_SECONDS = 3600
+# A chunk no row names is younger than this only while its PATCH is between putting it
+# into the store and the UPDATE that accepts it (milliseconds): cleanup leaves it that long.
+PART_GRACE_SECONDS = 120
 
 REQUIRED_FIELDS = ("client_id", "kind", "captured_at", "source", "filename")
 MEDIA_FIELDS = ("kind", "client_id", "captured_at", "source", "prompt", "topic",
@@ -86,16 +89,8 @@ class ChecksumMismatch(Problem):
     status, slug, title = 460, "checksum-mismatch", "Checksum mismatch"
 
 
-def uploads_root(settings: Settings) -> Path:
-    return settings.media_root / "uploads"
-
-
-def upload_dir(settings: Settings, upload_id: uuid.UUID) -> Path:
-    return uploads_root(settings) / upload_id.hex
-
-
 def _remove_bytes(settings: Settings, upload_id: uuid.UUID) -> None:
-    shutil.rmtree(upload_dir(settings, upload_id), ignore_errors=True)
+    make_store(settings).delete_parts(upload_id.hex)
 
 
 # --- headers -------------------------------------------------------------------------
@@ -225,7 +220,6 @@ def create(ctx: Context, settings: Settings, device_key: str | None, length: str
                     expires_at=now + timedelta(hours=settings.upload_expiry_hours))
     ctx.db.add(upload)
     ctx.db.flush()
-    upload_dir(settings, upload.id).mkdir(parents=True, exist_ok=True)
     device.last_seen_at = max(device.last_seen_at, now)
     audit.record(ctx, "upload.create", child_id=session.child_id, object_type="upload",
                  object_id=upload.id)
@@ -311,9 +305,8 @@ async def receive(settings: Settings, upload: Upload, body: AsyncIterator[bytes]
                   checksum: tuple[str, bytes] | None) -> _Part | None:
     """Stream the body into a part file of its own. Returns it, checked, or None when the
     client went away (then what arrived is kept only when there was no checksum to check)."""
-    directory = upload_dir(settings, upload.id)
-    directory.mkdir(parents=True, exist_ok=True)
-    part = await to_thread.run_sync(_Part, directory, checksum[0] if checksum else None)
+    part = await to_thread.run_sync(_Part, staging_dir(settings.media_root),
+                                    checksum[0] if checksum else None)
     room = upload.length - upload.offset
     buffered: list[bytes] = []
     pending = 0
@@ -351,9 +344,9 @@ async def receive(settings: Settings, upload: Upload, body: AsyncIterator[bytes]
 
 def accept(ctx: Context, settings: Settings, upload_id: uuid.UUID, started_at: int,
            part: _Part) -> Upload:
-    """Make the part a chunk of the upload: renamed to its own chunk name first, then one
-    conditional UPDATE moves the offset from where this PATCH started. Losing that race
-    (another PATCH got there first) answers 409 and leaves the part for cleanup."""
+    """Make the part a chunk of the upload: put into the store under its own chunk name
+    first, then one conditional UPDATE moves the offset from where this PATCH started.
+    Losing that race (another PATCH got there first) answers 409 and removes the chunk."""
     upload = ctx.db.exec(select(Upload).where(Upload.id == upload_id)
                          .execution_options(populate_existing=True)).one()
     if part.size == 0:
@@ -361,7 +354,8 @@ def accept(ctx: Context, settings: Settings, upload_id: uuid.UUID, started_at: i
         ctx.db.commit()
         return upload
     chunk = f"chunk-{started_at:016d}-{part.token}"
-    os.replace(part.path, part.path.with_name(chunk))
+    store = make_store(settings)
+    store.put_part(upload_id.hex, chunk, part.path)
     moved = ctx.db.exec(
         update(Upload)
         .where(Upload.id == upload_id, Upload.offset == started_at,
@@ -372,7 +366,7 @@ def accept(ctx: Context, settings: Settings, upload_id: uuid.UUID, started_at: i
     ctx.db.commit()
     ctx.db.refresh(upload)
     if not moved:
-        part.path.with_name(chunk).unlink(missing_ok=True)
+        store.delete_parts(upload_id.hex, [chunk])
         raise Conflict("Another PATCH moved this upload's offset first; HEAD it and send "
                        "from there.", slug="offset-mismatch", title="Offset mismatch",
                        offset=upload.offset,
@@ -383,16 +377,17 @@ def accept(ctx: Context, settings: Settings, upload_id: uuid.UUID, started_at: i
 # --- finishing: the same checks and functions as the direct upload --------------------
 
 def _assemble(settings: Settings, upload: Upload) -> Path:
-    """Join the accepted chunks, in order, into one file in the media staging area."""
-    directory = upload_dir(settings, upload.id)
+    """Join the accepted chunks, in order, into one file in this request's staging area
+    (the media checks read a local file)."""
+    store = make_store(settings)
     target = staging_dir(settings.media_root) / f"tus-{upload.id.hex}-{secrets.token_hex(4)}"
     position = 0
-    with target.open("wb") as out:
+    with open(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as out:
         for start, size, name in upload.chunks:
             if start != position:
                 raise RuntimeError(f"upload {upload.id}: chunks are not contiguous")
-            with (directory / name).open("rb") as handle:
-                shutil.copyfileobj(handle, out, WRITE_BYTES)
+            for data in store.read_part(upload.id.hex, name, WRITE_BYTES):
+                out.write(data)
             position += size
         out.flush()
     if position != upload.length:
@@ -477,10 +472,10 @@ def incomplete(ctx: Context, device: Device, base_path: str) -> list[IncompleteU
 
 def cleanup(engine: Engine, settings: Settings) -> dict[str, int]:
     """Expire unfinished uploads past their time and remove their bytes; remove the bytes
-    of finished, refused or terminated uploads; and what a crash left: parts no row names
-    (older than an hour, so a PATCH still streaming keeps its own) and directories of
-    uploads the database does not know."""
-    root = uploads_root(settings)
+    of finished, refused or terminated uploads; and what a crash left: chunks no row names
+    (older than PART_GRACE_SECONDS, so a PATCH between its put and its UPDATE keeps its
+    own) and the chunks of uploads the database does not know."""
+    store = make_store(settings)
     counts = {"expired": 0, "removed": 0}
     with new_session(engine) as db:
         now = utcnow()
@@ -494,12 +489,10 @@ def cleanup(engine: Engine, settings: Settings) -> dict[str, int]:
         for upload_id in expired:
             _remove_bytes(settings, upload_id)
         counts["expired"] = len(expired)
-        if not root.is_dir():
-            return counts
         cutoff = time.time() - PART_GRACE_SECONDS
-        for directory in root.iterdir():
+        for name, newest in list(store.part_uploads()):
             try:
-                upload_id = uuid.UUID(directory.name)
+                upload_id = uuid.UUID(name)
             except ValueError:
                 upload_id = None
             upload = db.get(Upload, upload_id) if upload_id else None
@@ -507,15 +500,17 @@ def cleanup(engine: Engine, settings: Settings) -> dict[str, int]:
                 upload.problem is None and upload.expired_at is None and \
                 upload.terminated_at is None
             if not live:
-                if upload is not None or directory.stat().st_mtime < cutoff:
-                    shutil.rmtree(directory, ignore_errors=True)
+                if upload is not None or newest < cutoff:
+                    store.delete_parts(name)
                     counts["removed"] += 1
                 continue
-            named = {name for _, _, name in upload.chunks}
-            for path in directory.iterdir():
-                if path.name not in named and path.stat().st_mtime < cutoff:
-                    path.unlink(missing_ok=True)
-                    counts["removed"] += 1
+            named = {chunk for _, _, chunk in upload.chunks}
+            stray = [part for part, written in store.parts(name)
+                     if part not in named and written < cutoff]
+            if stray:
+                store.delete_parts(name, stray)
+                counts["removed"] += len(stray)
+        db.commit()
     return counts
 
 
@@ -523,9 +518,10 @@ def cleanup(engine: Engine, settings: Settings) -> dict[str, int]:
 class UploadCleaner:
     """Each API process keeps the media root tidy itself, in a background thread (see
     create_app's lifespan): every `upload_cleanup_seconds` it removes expired uploads'
-    bytes, and every `media_sweep_seconds` what a crash left in the media root (stale
-    staging files, blobs no row names: `media.sweep`). All coordination is in the database
-    and the file system, so every process may run it."""
+    bytes and what crashed processes left in this host's staging area (`sweep_staging`),
+    and every `media_sweep_seconds` the blobs no row names (`media.sweep`). All
+    coordination is in the database, the store and file locks, so every process may run
+    it."""
 
     engine: Engine
     settings: Settings
@@ -535,6 +531,7 @@ class UploadCleaner:
 
     def run_once(self) -> None:
         cleanup(self.engine, self.settings)
+        sweep_staging(self.settings.media_root)
         due = self._last_sweep is None or \
             time.monotonic() - self._last_sweep >= self.settings.media_sweep_seconds
         if due and self.settings.media_sweep_seconds > 0:

@@ -12,6 +12,15 @@ Kinds with rules now:
 - staff_session: sign-ins that ended (expired or revoked) more than the period ago, with
   their refresh tokens.
 
+- upload: resumable uploads that ended (stored as an entry, refused, expired or
+  terminated) more than the period ago. The row keeps the upload's metadata (caption,
+  prompt, topic) and any refusal; the entry it made is the record. Each removal is audited
+  against the child; any bytes still in the store go with the next cleanup.
+- sync_receipt: what a tablet's items were, kept so a resend is answered `duplicate` and
+  `GET /sync/state` can say what the server holds; older than the period (well past any
+  tablet's offline window: a resend after it is still stored once, as sessions and entries
+  carry their own unique client_id).
+
 - photo, audio: media captured before the cutoff. Their files (clean copy, renditions)
   leave the MediaStore; the media row stays as a tombstone on its entry (erased by
   retention, when), and each removal is audited against the child.
@@ -28,7 +37,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, or_
+from sqlalchemy import delete, func, or_
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -39,6 +48,8 @@ from app.core.db import new_session
 from app.models.media import Media
 from app.models.retention import RetentionRun
 from app.models.safeguarding import WebhookDelivery
+from app.models.sync import SyncReceipt
+from app.models.upload import Upload
 from app.models.staff import RefreshToken, SignInThrottle, StaffSession
 from app.services import audit
 from app.services.media import records as media
@@ -107,6 +118,29 @@ def _remove_sessions(db: Session, items: list[Candidate]) -> None:
     db.exec(delete(StaffSession).where(StaffSession.id.in_(ids)))
 
 
+def _find_uploads(db: Session, cutoff: datetime, now: datetime) -> list[Candidate]:
+    # completed_at is set when an upload became an entry or was refused; the others end
+    # it unfinished. An upload still in progress has none of the three.
+    ended = func.coalesce(Upload.completed_at, Upload.expired_at, Upload.terminated_at)
+    rows = db.exec(select(Upload.id, Upload.child_id).where(ended < cutoff))
+    return [Candidate("upload", str(i), child) for i, child in rows]
+
+
+def _remove_uploads(db: Session, items: list[Candidate]) -> None:
+    db.exec(delete(Upload).where(Upload.id.in_([uuid.UUID(c.object_id) for c in items])))
+
+
+def _find_receipts(db: Session, cutoff: datetime, now: datetime) -> list[Candidate]:
+    rows = db.exec(select(SyncReceipt.id).where(SyncReceipt.received_at < cutoff))
+    return [Candidate("sync_receipt", str(i)) for i in rows]
+
+
+def _remove_receipts(db: Session, items: list[Candidate]) -> None:
+    ids = [int(c.object_id) for c in items]
+    for i in range(0, len(ids), 1000):
+        db.exec(delete(SyncReceipt).where(SyncReceipt.id.in_(ids[i:i + 1000])))
+
+
 def _media_rule(kind: str) -> Rule:
     def find(db: Session, cutoff: datetime, now: datetime) -> list[Candidate]:
         return [Candidate("media", str(m.id), m.child_id)
@@ -125,6 +159,8 @@ def _media_rule(kind: str) -> Rule:
 register(Rule("webhook_delivery", _find_deliveries, _remove_deliveries))
 register(Rule("sign_in", _find_throttles, _remove_throttles))
 register(Rule("staff_session", _find_sessions, _remove_sessions))
+register(Rule("upload", _find_uploads, _remove_uploads))
+register(Rule("sync_receipt", _find_receipts, _remove_receipts))
 register(_media_rule("photo"))
 register(_media_rule("audio"))
 

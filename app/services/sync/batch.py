@@ -7,9 +7,10 @@ How exactly-once holds without any lock in this process:
   requests race to store it, and the loser reads the winner's row and answers `duplicate`;
 - a batch is one transaction with a SAVEPOINT per item: a bad item rolls back only itself,
   and a server killed mid-batch leaves no row of it (the tablet resends the whole batch);
-- items are applied in one canonical order (sessions, entries by `captured_at`, retracts,
-  session ends), whatever order they were sent in, so overlapping batches take row locks in
-  the same order; PostgreSQL may still pick a deadlock victim, and that batch is re-run.
+- items are applied in one canonical order (consents, sessions, entries by `captured_at`,
+  retracts, session ends), whatever order they were sent in, so overlapping batches take
+  row locks in the same order; PostgreSQL may still pick a deadlock victim, and that batch
+  is re-run.
 
 The rules for what may be stored are capture's (the same functions the single endpoints
 use); this module only sequences items, records receipts and shapes answers.
@@ -19,13 +20,14 @@ from __future__ import annotations
 
 import base64
 import logging
+import math
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
-from pydantic import TypeAdapter, ValidationError
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from pydantic import BaseModel, TypeAdapter, ValidationError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlmodel import select
 
 from app.core.clock import utcnow
@@ -34,9 +36,11 @@ from app.core.context import Context
 from app.core.errors import Conflict, Forbidden, Invalid, Problem, validation_problem
 from app.models.capture import CaptureSession, EntryIn, VoiceEntry
 from app.models.common import INT32_MAX
-from app.models.sync import (Device, EntryItemRef, RetractItem, SessionEndItem, SessionItem,
-                             SyncBatch, SyncOut, SyncReceipt, SyncResult, SyncStateOut)
-from app.services import access, audit, capture
+from app.models.consent import Consent
+from app.models.sync import (ConsentItem, Device, EntryItemRef, RetractItem, SessionEndItem,
+                             SessionItem, SyncBatch, SyncOut, SyncReceipt, SyncResult,
+                             SyncStateOut)
+from app.services import access, audit, capture, consent as consents
 from app.services.media import records as media, uploads
 from app.services.safeguarding import alerts as safeguarding
 
@@ -45,8 +49,13 @@ log = logging.getLogger("childvoice.sync")
 _ENTRY = TypeAdapter(EntryIn)
 _REF_FIELDS = ("type", "session_client_id", "session_id")
 # Canonical apply order: what an item depends on comes first.
-_RANK = {"session": 0, "entry": 1, "retract": 2, "session_end": 3}
+_RANK = {"consent": 0, "session": 1, "entry": 2, "retract": 3, "session_end": 4}
 _RETRYABLE_SQLSTATES = {"40P01", "40001"}  # deadlock detected, serialization failure
+# The service itself failing (the database gone, locked, or picking this batch as a
+# deadlock victim): the whole request fails, and the tablet resends it.
+_SERVICE_FAILURES = (OperationalError, InterfaceError)
+# What both databases hold in an integer column.
+_INT_MAX = 2**31 - 1
 _ATTEMPTS = 3
 UPLOADS_PATH = "/api/v1/uploads"
 
@@ -62,7 +71,8 @@ class _Item:
     index: int
     client_id: str | None
     type: str | None
-    parsed: Any = None          # SessionItem | (EntryItemRef, EntryIn) | SessionEndItem | RetractItem
+    # ConsentItem | SessionItem | (EntryItemRef, EntryIn) | SessionEndItem | RetractItem
+    parsed: Any = None
     problem: Problem | None = None
 
     @property
@@ -70,9 +80,54 @@ class _Item:
         p = self.parsed
         when = (p.started_at if self.type == "session" else p[1].captured_at
                 if self.type == "entry" else p.retracted_at if self.type == "retract"
-                else p.ended_at)
+                else p.given_at if self.type == "consent" else p.ended_at)
         cid = p.client_id if self.type != "entry" else p[1].client_id
         return _RANK[self.type], when, str(cid)
+
+
+def _unstorable(raw: Any, where: tuple) -> Invalid | None:
+    """What no column of either database can hold (a NUL in text, an integer past 32 bits,
+    a float that is not a number), found before any model or query sees it. Names where,
+    never the value: it may be a child's words."""
+    stack = [(raw, list(where))]
+    while stack:
+        value, loc = stack.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                return Invalid("Text cannot contain a NUL character (\\u0000); remove it.",
+                               field=loc)
+        elif isinstance(value, bool) or value is None:
+            continue
+        elif isinstance(value, int):
+            if not -_INT_MAX - 1 <= value <= _INT_MAX:
+                return Invalid(f"This number is out of range: at most {_INT_MAX}.", field=loc)
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                return Invalid("This number is not finite.", field=loc)
+        elif isinstance(value, dict):
+            for key, inner in value.items():
+                if "\x00" in key:
+                    return Invalid("A field name cannot contain a NUL character.", field=loc)
+                stack.append((inner, [*loc, key]))
+        elif isinstance(value, list):
+            stack.extend((inner, [*loc, i]) for i, inner in enumerate(value))
+    return None
+
+
+def _implausible_time(model: BaseModel, where: tuple) -> Invalid | None:
+    """A date no visit happened on (before 2000, after 2099): the tablet's clock is wrong.
+    (A date ahead of the server's clock is judged with the clock tolerance, later.)"""
+    for name, value in model:
+        if isinstance(value, datetime) and not capture.SANE_FROM <= value < capture.SANE_UNTIL:
+            return capture.implausible(name, value, [*where, name])
+    return None
+
+
+def _echo(client_id: Any) -> str | None:
+    """The item's client_id as sent, when it is something a tablet could have made."""
+    if isinstance(client_id, str) and len(client_id) <= 100 and "\x00" not in client_id:
+        return client_id
+    return None
 
 
 def _parse(index: int, raw: Any) -> _Item:
@@ -80,25 +135,38 @@ def _parse(index: int, raw: Any) -> _Item:
     if not isinstance(raw, dict):
         return _Item(index, None, None, problem=Invalid("Each item must be a JSON object.",
                                                          field=list(where)))
-    client_id = raw.get("client_id")
-    item = _Item(index, client_id if isinstance(client_id, str) else None,
-                 raw.get("type") if isinstance(raw.get("type"), str) else None)
+    kind = raw.get("type")
+    item = _Item(index, _echo(raw.get("client_id")), _echo(kind))
+    item.problem = _unstorable(raw, where)
+    if item.problem is not None:
+        return item
     try:
         if item.type == "session":
             item.parsed = SessionItem.model_validate(raw)
+            models = [item.parsed]
         elif item.type == "entry":
             ref = EntryItemRef.model_validate(raw)
             item.parsed = (ref, _ENTRY.validate_python(
                 {k: v for k, v in raw.items() if k not in _REF_FIELDS}))
+            models = [item.parsed[1]]
         elif item.type == "session_end":
             item.parsed = SessionEndItem.model_validate(raw)
+            models = [item.parsed]
         elif item.type == "retract":
             item.parsed = RetractItem.model_validate(raw)
+            models = [item.parsed]
+        elif item.type == "consent":
+            item.parsed = ConsentItem.model_validate(raw)
+            models = [item.parsed]
         else:
-            item.problem = Invalid("type must be one of: session, entry, session_end, retract",
-                                   field=[*where, "type"])
+            item.problem = Invalid("type must be one of: consent, session, entry, "
+                                   "session_end, retract", field=[*where, "type"])
+            return item
     except ValidationError as exc:
         item.problem = validation_problem(exc.errors(), where)
+        return item
+    for model in models:
+        item.problem = item.problem or _implausible_time(model, where)
     return item
 
 
@@ -204,8 +272,10 @@ class _Batch:
     def session_item(self, item: SessionItem) -> SyncResult:
         existing = self.sessions.get(item.client_id)
         if existing is None:
-            corrected = item.started_at + timedelta(milliseconds=self.offset_ms or 0)
-            if corrected > self.lease_ends:
+            corrected = capture.server_view(self.settings, item.started_at, "started_at",
+                                            received_at=self.received_at,
+                                            clock_offset_ms=self.offset_ms)
+            if corrected > self.lease_ends + capture.tolerance(self.settings):
                 raise Forbidden(
                     f"This session started after the device's offline window ended "
                     f"({self.lease_ends.isoformat()}): a tablet may start sessions offline "
@@ -249,7 +319,9 @@ class _Batch:
         session = self.writable_session(item)
         ended = False
         if self.receipts.get(item.client_id) != ("session_end", session.id):
-            ended = capture.close_session(self.ctx, session, item.ended_at)
+            capture.server_view(self.settings, item.ended_at, "ended_at",
+                                received_at=self.received_at, clock_offset_ms=self.offset_ms)
+            ended = capture.close_session(self.ctx, self.settings, session, item.ended_at)
             self.put_receipt(item.client_id, "session_end", session.child_id, session.id,
                              item.ended_at)
         if ended:
@@ -259,6 +331,52 @@ class _Batch:
         return SyncResult(client_id=str(item.client_id), type="session_end",
                           status="created" if ended else "duplicate",
                           session=capture.session_out(self.db, session))
+
+    # consents ---------------------------------------------------------------------
+
+    def consent_item(self, item: ConsentItem) -> SyncResult:
+        """A consent recorded on the tablet, stored once: its receipt is written in the same
+        savepoint, so of two concurrent copies one stores it and the other answers it."""
+        if item.client_id not in self.receipts:
+            given = capture.server_view(self.settings, item.given_at, "given_at",
+                                        received_at=self.received_at,
+                                        clock_offset_ms=self.offset_ms)
+            try:
+                with self.db.begin_nested():
+                    consent = consents.new_consent(self.ctx, item.child_id, item,
+                                                   item.valid_from or given)
+                    self.db.add(SyncReceipt(
+                        client_id=item.client_id, device_id=self.device.id,
+                        item_type="consent", child_id=consent.child_id, object_id=consent.id,
+                        tablet_at=item.given_at, received_at=self.received_at,
+                        clock_offset_ms=self.offset_ms))
+                    self.db.flush()
+            except IntegrityError:
+                row = self.db.exec(select(SyncReceipt).where(
+                    SyncReceipt.client_id == item.client_id)).first()
+                if row is None:
+                    raise
+                self.receipts[item.client_id] = (row.item_type, row.object_id)
+            else:
+                self.receipts[item.client_id] = ("consent", consent.id)
+                # Entries of this batch are decided with it.
+                self.lookups.consents.pop(consent.child_id, None)
+                self.events.append(("consent.create", consent.child_id, "consent",
+                                    consent.id))
+                return SyncResult(client_id=str(item.client_id), type="consent",
+                                  status="created", consent=consents.consent_out(consent))
+        kind, object_id = self.receipts[item.client_id]
+        stored = self.db.get(Consent, object_id) if kind == "consent" else None
+        if stored is None:
+            raise _reused(item.client_id)
+        access.child_for(self.ctx, stored.child_id, access.Need.write)
+        if (stored.child_id, stored.given_by, stored.scopes, stored.child_assent) != \
+                (item.child_id, item.given_by, sorted({s.value for s in item.scopes}),
+                 item.child_assent):
+            raise _reused(item.client_id)
+        self.resent_children.add(stored.child_id)
+        return SyncResult(client_id=str(item.client_id), type="consent", status="duplicate",
+                          consent=consents.consent_out(stored))
 
     # entries ----------------------------------------------------------------------
 
@@ -310,6 +428,12 @@ class _Batch:
                     status="created" if new else "duplicate", entry=capture.entry_out(entry))
             except Problem as problem:
                 results[item.index] = self.rejected(item, problem)
+            except _SERVICE_FAILURES:
+                raise
+            except Exception as exc:
+                # Outside a savepoint, so on PostgreSQL the transaction may be lost:
+                # the batch is done again with one savepoint per item.
+                raise _OneByOne from exc
         if not pending:
             return
         receipts = [SyncReceipt(client_id=e.client_id, device_id=self.device.id,
@@ -321,8 +445,13 @@ class _Batch:
                 self.db.add_all([e for _, e, _ in pending])
                 self.db.flush()
                 self.db.add_all(receipts)
-        except IntegrityError:
-            log.info("sync batch met a concurrent copy; storing its entries one at a time")
+        except _SERVICE_FAILURES:
+            raise
+        except DBAPIError:
+            # A concurrent copy stored one of them since this batch looked (or one entry
+            # is one the database refuses): the entries are done one at a time.
+            log.info("sync batch's entries could not be stored together; storing them one "
+                     "at a time")
             for _, entry, _ in pending:
                 self.entries.pop(entry.client_id, None)
                 self.receipts.pop(entry.client_id, None)
@@ -353,7 +482,9 @@ class _Batch:
         if self.receipts.get(item.client_id) == ("retract", entry.id):
             access.child_for(self.ctx, entry.child_id, access.Need.write)
         else:
-            retracted = capture.retract_entry(self.ctx, entry, item.retracted_at)
+            capture.server_view(self.settings, item.retracted_at, "retracted_at",
+                                received_at=self.received_at, clock_offset_ms=self.offset_ms)
+            retracted = capture.retract_entry(self.ctx, entry, item.retracted_at, item.reason)
             self.put_receipt(item.client_id, "retract", entry.child_id, entry.id,
                              item.retracted_at)
         if retracted:
@@ -389,6 +520,8 @@ class _Batch:
                 ids.add(p.client_id)
                 if p.session_client_id:
                     sessions.add(p.session_client_id)
+            elif item.type == "consent":
+                ids.add(p.client_id)
         if ids:
             for cid, kind, oid in self.db.exec(select(
                     SyncReceipt.client_id, SyncReceipt.item_type, SyncReceipt.object_id)
@@ -408,6 +541,7 @@ class _Batch:
             "entry": lambda: self.entry_item(*item.parsed),
             "session_end": lambda: self.session_end_item(item.parsed),
             "retract": lambda: self.retract_item(item.parsed),
+            "consent": lambda: self.consent_item(item.parsed),
         }
         try:
             with self.db.begin_nested():
@@ -416,7 +550,27 @@ class _Batch:
             return self.rejected(item, problem)
         except IntegrityError:
             # A unique key other than the item's own was hit: its client_id is taken.
+            self.forget(item)
             return self.rejected(item, _reused(item.client_id))
+        except _SERVICE_FAILURES:
+            raise
+        except Exception as exc:
+            # No rule names it, so it is this item's and only this item's: its savepoint
+            # is rolled back. The type alone is logged: the item may hold a child's words.
+            log.warning("sync item (%s) could not be stored: %s", item.type,
+                        type(exc).__name__)
+            self.forget(item)
+            return self.rejected(item, Invalid(
+                "The server could not store this item as sent (a value it cannot hold). "
+                "Check the item's fields; it will not be stored by sending it again.",
+                slug="unstorable", title="Item cannot be stored"))
+
+    def forget(self, item: _Item) -> None:
+        """Drop what this batch noted about an item whose savepoint was rolled back."""
+        cid = item.parsed[1].client_id if item.type == "entry" else item.parsed.client_id
+        self.receipts.pop(cid, None)
+        self.sessions.pop(cid, None)
+        self.entries.pop(cid, None)
 
     def rejected(self, item: _Item, problem: Problem) -> SyncResult:
         if item.type == "session":
@@ -426,19 +580,26 @@ class _Batch:
         return _rejected(item, problem)
 
 
+class _OneByOne(Exception):
+    """An entry met an error no rule names outside a savepoint: do the batch again, every
+    item in its own savepoint, so that error is that item's rejection alone."""
+
+
 def _rejected(item: _Item, problem: Problem) -> SyncResult:
     return SyncResult(client_id=item.client_id, type=item.type, status="rejected",
                       problem=problem.document())
 
 
 def _offset_ms(received_at: datetime, sent_at: datetime | None) -> int | None:
-    if sent_at is None:
+    """Server clock minus the tablet's; unknown when the tablet's clock is not even a date
+    a visit could have (its items are then judged on their own times)."""
+    if sent_at is None or not capture.SANE_FROM <= sent_at < capture.SANE_UNTIL:
         return None
     return round((received_at - sent_at).total_seconds() * 1000)
 
 
 def _apply_once(ctx: Context, settings: Settings, batch: SyncBatch, device_key: str | None,
-                items: list[_Item], received_at: datetime) -> SyncOut:
+                items: list[_Item], received_at: datetime, one_by_one: bool) -> SyncOut:
     device = access.tablet_device(ctx, batch.device_id, device_key)
     offset = _offset_ms(received_at, batch.sent_at)
     state = _Batch(ctx, settings, device, received_at, offset,
@@ -452,9 +613,14 @@ def _apply_once(ctx: Context, settings: Settings, batch: SyncBatch, device_key: 
         if item.problem is not None:
             results[item.index] = _rejected(item, item.problem)
     ordered = sorted(good, key=lambda i: i.sort_key)
-    for item in (i for i in ordered if i.type == "session"):
+    for item in (i for i in ordered if i.type in ("consent", "session")):
         results[item.index] = state.apply(item)
-    state.entries_in_bulk([i for i in ordered if i.type == "entry"], results)
+    entries = [i for i in ordered if i.type == "entry"]
+    if one_by_one:
+        for item in entries:
+            results[item.index] = state.apply(item)
+    else:
+        state.entries_in_bulk(entries, results)
     for item in (i for i in ordered if i.type in ("retract", "session_end")):
         results[item.index] = state.apply(item)
     # A stored entry is answered with the media it carries (new ones carry none yet).
@@ -487,16 +653,22 @@ def apply_batch(ctx: Context, settings: Settings, batch: SyncBatch,
                       title="Batch too large", max_items=settings.sync_batch_max_items)
     items = [_parse(i, raw) for i, raw in enumerate(batch.items)]
     received_at = utcnow()
-    for attempt in range(1, _ATTEMPTS + 1):
+    one_by_one = False
+    attempt = 1
+    while True:
         try:
-            return _apply_once(ctx, settings, batch, device_key, items, received_at)
+            return _apply_once(ctx, settings, batch, device_key, items, received_at,
+                               one_by_one)
+        except _OneByOne:
+            ctx.db.rollback()
+            one_by_one = True
         except DBAPIError as exc:
             ctx.db.rollback()
             if attempt == _ATTEMPTS or \
                     getattr(exc.orig, "sqlstate", None) not in _RETRYABLE_SQLSTATES:
                 raise
             log.info("sync batch picked as a deadlock victim; re-running (attempt %d)", attempt)
-    raise AssertionError("unreachable")
+            attempt += 1
 
 
 # --- what the tablet still owes ---------------------------------------------------------

@@ -98,7 +98,8 @@ def device_boards(ctx: Context, settings: Settings, device_id: uuid.UUID,
     if held:
         for board, out in _latest_boards(ctx, Board.owner_child_id.in_(list(personal))):
             personal[board.owner_child_id].append(out)
-    library = [out for _, out in _latest_boards(ctx, Board.owner_child_id.is_(None))]
+    library = [out for _, out in _latest_boards(ctx, and_(Board.owner_child_id.is_(None),
+                                                          Board.archived_at.is_(None)))]
     device.last_seen_at = max(device.last_seen_at, utcnow())
     ctx.db.add(device)
     for child in held:

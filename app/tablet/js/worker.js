@@ -171,9 +171,11 @@ function consentForm(child) {
         return;
       }
       const now = new Date().toISOString();
+      // valid_from defaults to given_at, on the server's clock (corrected for this
+      // tablet's measured offset), so a wrong tablet clock cannot backdate it.
       const item = { type: "consent", client_id: db.uuid(), child_id: child.id,
         given_by: v.given_by, scopes, method: v.method, child_assent: v.child_assent,
-        valid_from: now };
+        given_at: now };
       for (const key of ["giver_name", "relationship", "decision_maker", "decision_reason", "assent_signs"]) {
         if (v[key]) item[key] = v[key];
       }
@@ -317,7 +319,7 @@ export async function owedScreen() {
     h("h1", {}, "What this tablet still owes"),
     said,
     left.items ? h("ul", {}, left.queue.map((item) => h("li", {},
-      `${item.type === "entry" ? item.kind : item.type.replace("_", " ")}, ${new Date(item.captured_at || item.started_at || item.ended_at || item.retracted_at || item.valid_from).toLocaleString()}`))) : null,
+      `${item.type === "entry" ? item.kind : item.type.replace("_", " ")}, ${new Date(item.captured_at || item.started_at || item.ended_at || item.retracted_at || item.given_at).toLocaleString()}`))) : null,
     left.uploads ? h("ul", {}, left.uploadList.map((u) => h("li", {}, `a ${u.meta.kind === "photo" ? "photo" : "recording"}, ${Math.round(u.blob.size / 1024)} KB`))) : null,
     bar,
     h("div", { class: "actions" },
