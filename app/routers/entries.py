@@ -45,7 +45,8 @@ def clear_for_family(entry_id: uuid.UUID, data: FamilyClearance, ctx: Ctx) -> En
 
 
 @router.post("/entries/{entry_id}/retract", response_model=EntryOut,
-             summary="Take an entry back: kept in the record, marked retracted, out of the plan")
+             summary="Take an entry back: kept in the record, marked retracted, out of the plan",
+             responses={409: {"description": "Already retracted or superseded."}})
 def retract_entry(entry_id: uuid.UUID, data: EntryRetract, ctx: Ctx) -> EntryOut:
     """The worker's online retraction (the tablet's `retract` sync item does the same).
     Asking again answers the entry as it stands."""
@@ -57,7 +58,9 @@ def retract_entry(entry_id: uuid.UUID, data: EntryRetract, ctx: Ctx) -> EntryOut
              summary="Correct an entry with a new one that supersedes it (201), or get back "
              "the stored correction (200)",
              responses={200: {"model": EntryOut, "description": "Already stored: this "
-                              "correction's client_id was sent before."}})
+                              "correction's client_id was sent before."},
+                        409: {"description": "The entry was already retracted or "
+                              "superseded, or the client_id was used for another entry."}})
 def correct_entry(entry_id: uuid.UUID, data: EntryCorrection, ctx: Ctx, response: Response,
                   settings: AppSettings) -> EntryOut:
     """Nothing a child said is edited: the old entry stays as it was, marked `superseded`
