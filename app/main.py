@@ -13,14 +13,17 @@ from starlette.concurrency import run_in_threadpool
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine, new_session
 from app.core.errors import install_error_handlers
+from app.core.limits import BodyLimitMiddleware
 from app.core.logging import configure_logging
 from app.core.middleware import RequestContextMiddleware
 from app.core.observability import AccessLogMiddleware
+from app.core.openapi import install_openapi
 from app.core.pages import STATIC_DIR, TABLET_DIR
 from app.core.security import PasswordHashing, StaffTokens
 from app.routers import (admin, alerts, audit_trail, auth, boards, children, consents,
-                         devices, entries, exports, health, media, plan_pages, plans, reports,
-                         sessions, signin, sso, staff, sync, uploads)
+                         devices, docs, entries, exports, health, media, plan_pages, plans,
+                         reports, sessions, signin, sso, staff, sync, uploads)
+from app.routers.deps import get_caller, get_context
 from app.services.background import BackgroundWorker
 from app.services.media.capture import MediaJobs
 from app.services.media.signed import SignedUrls
@@ -70,6 +73,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Hear disabled and non-verbal children: capture their direct work and carry "
                 "it into their My plan.",
         lifespan=lifespan,
+        # Served by routers/docs.py with assets from the service itself, not a CDN.
+        docs_url=None, redoc_url=None,
     )
     app.state.settings = settings
     app.state.engine = make_engine(settings.resolved_database_url, settings)
@@ -81,12 +86,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.signed_urls = SignedUrls(settings.resolved_secret_key(), settings.signed_url_seconds)
 
     install_error_handlers(app)
-    # Added first, so it runs inside RequestContextMiddleware: its answer to an unhandled
-    # error still gets the request id and the security headers.
+    install_openapi(app)
+    # Innermost first: bodies are bounded (and callers without a token refused) before a
+    # route reads them; the access log and RequestContextMiddleware see those answers too,
+    # so they get the request id and the security headers.
+    app.add_middleware(BodyLimitMiddleware, callers=(get_context, get_caller),
+                       default_limit=settings.body_max_bytes,
+                       limits_by_path={f"{API_PREFIX}/sync": settings.sync_body_max_bytes})
     app.add_middleware(AccessLogMiddleware, access_log=settings.access_log)
     app.add_middleware(RequestContextMiddleware)
 
     app.include_router(health.router)
+    app.include_router(docs.router)
     app.include_router(signin.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.mount("/tablet", StaticFiles(directory=TABLET_DIR, html=True), name="tablet")

@@ -175,8 +175,9 @@ def media_session(world: World) -> tuple[dict, Api]:
     return session, world.capture(session)
 
 
-def asgi_post(app, path: str, token: str, chunks: list[bytes], content_type: str, *,  # noqa: ANN001
-              disconnect: bool = False) -> tuple[list[dict], int]:
+def asgi_post(app, path: str, token: str | None, chunks: list[bytes], content_type: str, *,  # noqa: ANN001
+              disconnect: bool = False, headers: dict[str, str] | None = None,
+              ) -> tuple[list[dict], int]:
     """POST a body chunk by chunk straight to the ASGI app, as a server would hand it over;
     then the client goes away (`disconnect`) or the body ends. Returns what the app sent
     and how many chunks it read."""
@@ -203,6 +204,7 @@ def asgi_post(app, path: str, token: str, chunks: list[bytes], content_type: str
              "query_string": b"", "root_path": "", "client": ("127.0.0.1", 5000),
              "server": ("testserver", 80),
              "headers": [(b"host", b"testserver"), (b"content-type", content_type.encode()),
-                         (b"authorization", f"Bearer {token}".encode())]}
+                         *([(b"authorization", f"Bearer {token}".encode())] if token else []),
+                         *[(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]]}
     asyncio.run(app(scope, receive, send))
     return sent, consumed[0]

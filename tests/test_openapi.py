@@ -40,3 +40,49 @@ def test_request_id_is_echoed_when_safe(client) -> None:  # noqa: ANN001
     odd = client.get("/healthz", headers={"X-Request-ID": "<script>"}).headers["x-request-id"]
     assert odd != "<script>" and len(odd) == 32
     assert client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_every_error_is_described_as_the_problem_document(client) -> None:  # noqa: ANN001
+    spec = client.get("/openapi.json").json()
+    schemas = spec["components"]["schemas"]
+    assert "HTTPValidationError" not in schemas and "ValidationError" not in schemas
+    assert {"type", "title", "status", "detail"} <= set(schemas["Problem"]["required"])
+    wrong = []
+    for path, operations in spec["paths"].items():
+        for method, op in operations.items():
+            codes = {int(c) for c in op["responses"] if c.isdigit()}
+            if op.get("security") and not {401, 403} <= codes:
+                wrong.append(f"{method} {path}: 401/403 not listed")
+            if "requestBody" in op and not {400, 413, 422} <= codes:
+                wrong.append(f"{method} {path}: 400/413/422 not listed")
+            for code, answer in op["responses"].items():
+                if code.isdigit() and int(code) >= 400 and answer.get("content") != {
+                        "application/problem+json": {
+                            "schema": {"$ref": "#/components/schemas/Problem"}}}:
+                    wrong.append(f"{method} {path} {code}: {answer.get('content')}")
+    assert wrong == []
+
+
+def test_the_sync_call_and_tus_describe_what_they_need(client) -> None:  # noqa: ANN001
+    spec = client.get("/openapi.json").json()
+    paths = spec["paths"]
+    # Both credentials at once: one security requirement naming both.
+    assert paths["/api/v1/sync"]["post"]["security"] == [{"staff": [], "device_key": []}]
+    assert spec["components"]["securitySchemes"]["device_key"] == {
+        "type": "apiKey", "in": "header", "name": "X-Device-Key",
+        "description": spec["components"]["securitySchemes"]["device_key"]["description"]}
+
+    def headers(op: dict) -> set[str]:
+        return {p["name"] for p in op.get("parameters", []) if p["in"] == "header"}
+
+    create = paths["/api/v1/uploads/"]["post"]
+    assert {"Tus-Resumable", "Upload-Length", "Upload-Metadata"} <= headers(create)
+    assert "Location" in create["responses"]["201"]["headers"]
+    patch = paths["/api/v1/uploads/{upload_id}"]["patch"]
+    assert {"Tus-Resumable", "Upload-Offset", "Upload-Checksum"} <= headers(patch)
+    assert "application/offset+octet-stream" in patch["requestBody"]["content"]
+    assert {"409", "460"} <= set(patch["responses"])
+    head = paths["/api/v1/uploads/{upload_id}"]["head"]
+    assert {"Upload-Offset", "Upload-Length"} <= set(head["responses"]["200"]["headers"])
+    # HEAD on media is described next to GET.
+    assert {"get", "head"} <= set(paths["/api/v1/media/{media_id}"])

@@ -215,6 +215,13 @@ class Settings(BaseSettings):
     metrics_token: str | None = Field(default=None, description="Bearer token Prometheus "
                                       "sends to /metrics; metrics are off when unset.")
 
+    # Request bodies that are parsed whole (JSON, forms): refused with 413 while they are
+    # read, before any parsing. Uploads stream to disk and have the media limits instead.
+    body_max_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, description="Largest JSON "
+                                "or form body (413 past it).")
+    sync_body_max_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, description="Largest "
+                                     "sync batch body (413 past it).")
+
     # Board import (.obf / .obz): limits that keep a hostile package from costing more than
     # a real one. Real packages from AAC apps are a few MB with a few hundred members.
     board_upload_max_bytes: int = 50 * 1024 * 1024

@@ -62,6 +62,11 @@ class Unauthorized(Problem):
         super().__init__(detail, **kw)
 
 
+def not_signed_in() -> Unauthorized:
+    return Unauthorized("Sign in first: send 'Authorization: Bearer <token>'.",
+                        slug="not-signed-in")
+
+
 class Forbidden(Problem):
     status, slug, title = 403, "forbidden", "Not allowed"
 

@@ -3,16 +3,13 @@ every request).
 
 Every answer gets a strict Content-Security-Policy that allows nothing to load or run (the
 API answers JSON, files and zips; none of them needs a script). HTML pages get their own
-policy: everything from the service itself ('self'), nothing inline, nothing third-party. The interactive docs
-(/docs, /redoc) are the one exception: their policy allows the documentation bundles from
-their CDN and, by hash, exactly the inline scripts FastAPI wrote into that page, so an
-injected script still cannot run there.
+policy: everything from the service itself ('self'), nothing inline, nothing third-party.
+The interactive docs (/docs, /redoc) load their bundles from the service too; their one
+allowance is inline styles, which Swagger UI and ReDoc set from their own scripts.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import re
 import uuid
 
@@ -20,7 +17,6 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-_INLINE_SCRIPT = re.compile(rb"<script>(.*?)</script>", re.DOTALL)
 
 API_CSP = ("default-src 'none'; frame-ancestors 'none'; base-uri 'none'; "
            "form-action 'none'")
@@ -33,13 +29,11 @@ PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 's
 TABLET_PREFIX = "/tablet/"
 TABLET_PERMISSIONS = ("camera=(self), microphone=(self), geolocation=(), payment=(), "
                       "usb=()")
-DOCS_PATHS = frozenset({"/docs", "/redoc", "/docs/oauth2-redirect"})
-_DOCS_CSP = ("default-src 'none'; script-src https://cdn.jsdelivr.net {hashes}; "
-             "style-src https://cdn.jsdelivr.net https://fonts.googleapis.com 'unsafe-inline'; "
-             "font-src https://fonts.gstatic.com; "
-             "img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly; "
-             "connect-src 'self'; worker-src blob:; frame-ancestors 'none'; "
-             "base-uri 'none'; form-action 'self'")
+DOCS_PATHS = frozenset({"/docs", "/redoc"})
+DOCS_CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+            "img-src 'self' data:; font-src 'self'; connect-src 'self'; "
+            "worker-src 'self' blob:; frame-ancestors 'none'; base-uri 'none'; "
+            "form-action 'self'")
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -52,13 +46,6 @@ SECURITY_HEADERS = {
     "Cross-Origin-Resource-Policy": "same-origin",
     "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
 }
-
-
-def docs_csp(body: bytes) -> str:
-    hashes = " ".join(
-        "'sha256-" + base64.b64encode(hashlib.sha256(script).digest()).decode() + "'"
-        for script in _INLINE_SCRIPT.findall(body))
-    return _DOCS_CSP.format(hashes=hashes or "'none'")
 
 
 class RequestContextMiddleware:
@@ -99,37 +86,11 @@ class RequestContextMiddleware:
                 csp = PAGE_CSP if is_page else API_CSP
             headers["Content-Security-Policy"] = csp
 
-        if scope.get("path") in DOCS_PATHS:
-            await self._docs(scope, receive, send, decorate)
-            return
+        docs_page = path in DOCS_PATHS
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                decorate(message)
+                decorate(message, DOCS_CSP if docs_page else None)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
-
-    async def _docs(self, scope: Scope, receive: Receive, send: Send, decorate) -> None:  # noqa: ANN001
-        """The docs pages are small: hold the page, hash its inline scripts, then send."""
-        start: Message | None = None
-        chunks: list[bytes] = []
-
-        async def hold(message: Message) -> None:
-            nonlocal start
-            if message["type"] == "http.response.start":
-                start = message
-                return
-            if message["type"] == "http.response.body":
-                chunks.append(message.get("body", b""))
-                if message.get("more_body", False):
-                    return
-                body = b"".join(chunks)
-                decorate(start, docs_csp(body))
-                MutableHeaders(scope=start)["Content-Length"] = str(len(body))
-                await send(start)
-                await send({"type": "http.response.body", "body": body})
-                return
-            await send(message)
-
-        await self.app(scope, receive, hold)

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import hashlib
 import os
+import re
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -26,8 +27,19 @@ from app.core.errors import Invalid, Problem, UnsupportedMediaType
 from app.storage.base import file_sha256, fsync_file
 
 FLUSH_BYTES = 1024 * 1024
+# A byte count in a header: ASCII digits only (str.isdigit() also takes '²' and '٣'), and
+# no more of them than a BIGINT holds.
+_BYTE_COUNT = re.compile(r"[0-9]{1,18}")
 MAX_FIELDS = 20
 MAX_FIELD_BYTES = 8 * 1024
+
+
+def byte_count(value: str | None) -> int | None:
+    """A header's byte count (Content-Length, Upload-Length, Upload-Offset), or None when it
+    is missing or is not a plain decimal number."""
+    if value is None or not _BYTE_COUNT.fullmatch(value.strip()):
+        return None
+    return int(value)
 
 
 @dataclass
@@ -125,7 +137,7 @@ async def receive_multipart(chunks: AsyncIterator[bytes], content_type: str | No
 
     form = ReceivedForm()
     state: dict = {"headers": {}, "header_field": b"", "header_value": b"", "name": None,
-                   "value": None, "in_file": False, "files": 0}
+                   "value": None, "in_file": False, "files": 0, "fields": 0}
     pending: list[bytes] = []
     pending_bytes = 0
     file_bytes = 0  # of the file part so far, written or waiting to be
@@ -173,8 +185,11 @@ async def receive_multipart(chunks: AsyncIterator[bytes], content_type: str | No
             if part_filename is not None:
                 raise Invalid(f"Only the '{file_field}' part may carry a file; "
                               f"'{name}' should be a plain field.", field=["body", name])
-            if len(form.fields) >= MAX_FIELDS:
-                raise Invalid("Too many form fields.", slug="malformed-multipart",
+            # Counted as sent: a name repeated a thousand times is a thousand fields.
+            state["fields"] += 1
+            if state["fields"] > MAX_FIELDS:
+                raise Invalid(f"Too many form fields: send at most {MAX_FIELDS}, each "
+                              "name once.", slug="malformed-multipart",
                               title="Malformed upload")
             state["value"] = bytearray()
 

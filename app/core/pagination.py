@@ -12,6 +12,7 @@ from sqlmodel import Session
 from sqlmodel.sql.expression import SelectOfScalar
 
 from app.core.errors import Invalid
+from app.models.common import sane_utc
 
 T = TypeVar("T")
 
@@ -26,7 +27,7 @@ def _decode(cursor: str) -> tuple[datetime, uuid.UUID]:
         parsed = datetime.fromisoformat(when)
         if parsed.tzinfo is None:
             raise ValueError
-        return parsed, uuid.UUID(row_id)
+        return sane_utc(parsed), uuid.UUID(row_id)
     except ValueError:
         raise Invalid("cursor is not one this server gave out; start again without it",
                       field=["query", "cursor"]) from None

@@ -13,7 +13,7 @@ from pydantic import ConfigDict, Field as PydField, field_validator, model_valid
 from sqlalchemy import BigInteger
 from sqlmodel import Field, SQLModel, UniqueConstraint
 
-from app.models.common import ApiModel, id_field, json_field, utc_field
+from app.models.common import ApiModel, SafeText, check_free_json, id_field, json_field, utc_field
 
 OBF_FORMAT = "open-board-0.1"
 
@@ -94,44 +94,51 @@ def _as_str_id(value: Any) -> Any:
 
 
 class ObfModel(ApiModel):
-    # Open Board Format objects keep fields we do not know (ext_* and newer spec fields).
+    # Open Board Format objects keep fields we do not know (ext_* and newer spec fields),
+    # as long as both databases can store them.
     model_config = ConfigDict(extra="allow")
+
+    @model_validator(mode="after")
+    def _storable_extras(self) -> "ObfModel":
+        for name, value in (self.model_extra or {}).items():
+            check_free_json({name: value}, name.replace("\x00", "?"))
+        return self
 
 
 class License(ObfModel):
-    type: str = PydField(max_length=200)
-    copyright_notice_url: str | None = PydField(default=None, max_length=2000)
-    source_url: str | None = PydField(default=None, max_length=2000)
-    author_name: str | None = PydField(default=None, max_length=200)
-    author_url: str | None = PydField(default=None, max_length=2000)
+    type: SafeText = PydField(max_length=200)
+    copyright_notice_url: SafeText | None = PydField(default=None, max_length=2000)
+    source_url: SafeText | None = PydField(default=None, max_length=2000)
+    author_name: SafeText | None = PydField(default=None, max_length=200)
+    author_url: SafeText | None = PydField(default=None, max_length=2000)
 
 
 class LoadBoard(ObfModel):
-    id: str | None = PydField(default=None, max_length=100)
-    name: str | None = PydField(default=None, max_length=200)
-    path: str | None = PydField(default=None, max_length=500)
-    url: str | None = PydField(default=None, max_length=2000)
+    id: SafeText | None = PydField(default=None, max_length=100)
+    name: SafeText | None = PydField(default=None, max_length=200)
+    path: SafeText | None = PydField(default=None, max_length=500)
+    url: SafeText | None = PydField(default=None, max_length=2000)
 
     _ids = field_validator("id", mode="before")(_as_str_id)
 
 
 class Button(ObfModel):
-    id: str = PydField(min_length=1, max_length=100)
-    label: str | None = PydField(default=None, max_length=200)
-    vocalization: str | None = PydField(default=None, max_length=500)
-    image_id: str | None = PydField(default=None, max_length=100)
-    sound_id: str | None = PydField(default=None, max_length=100)
+    id: SafeText = PydField(min_length=1, max_length=100)
+    label: SafeText | None = PydField(default=None, max_length=200)
+    vocalization: SafeText | None = PydField(default=None, max_length=500)
+    image_id: SafeText | None = PydField(default=None, max_length=100)
+    sound_id: SafeText | None = PydField(default=None, max_length=100)
     load_board: LoadBoard | None = None
-    background_color: str | None = PydField(default=None, max_length=50)
-    border_color: str | None = PydField(default=None, max_length=50)
+    background_color: SafeText | None = PydField(default=None, max_length=50)
+    border_color: SafeText | None = PydField(default=None, max_length=50)
 
     _ids = field_validator("id", "image_id", "sound_id", mode="before")(_as_str_id)
 
 
 class Image(ObfModel):
-    id: str = PydField(min_length=1, max_length=100)
-    url: str | None = PydField(default=None, max_length=2000)
-    content_type: str | None = PydField(default=None, max_length=100)
+    id: SafeText = PydField(min_length=1, max_length=100)
+    url: SafeText | None = PydField(default=None, max_length=2000)
+    content_type: SafeText | None = PydField(default=None, max_length=100)
     width: int | None = PydField(default=None, ge=1, le=10000)
     height: int | None = PydField(default=None, ge=1, le=10000)
     license: License | None = None
@@ -140,10 +147,10 @@ class Image(ObfModel):
 
 
 class Sound(ObfModel):
-    id: str = PydField(min_length=1, max_length=100)
-    url: str | None = PydField(default=None, max_length=2000)
-    content_type: str | None = PydField(default=None, max_length=100)
-    duration: float | None = PydField(default=None, ge=0)
+    id: SafeText = PydField(min_length=1, max_length=100)
+    url: SafeText | None = PydField(default=None, max_length=2000)
+    content_type: SafeText | None = PydField(default=None, max_length=100)
+    duration: float | None = PydField(default=None, ge=0, le=86400, allow_inf_nan=False)
     license: License | None = None
 
     _ids = field_validator("id", mode="before")(_as_str_id)
@@ -152,7 +159,7 @@ class Sound(ObfModel):
 class Grid(ApiModel):
     rows: int = PydField(ge=1, le=12)
     columns: int = PydField(ge=1, le=12)
-    order: list[list[str | None]]
+    order: list[list[SafeText | None]]
 
     @field_validator("order", mode="before")
     @classmethod
@@ -184,8 +191,8 @@ class BoardContent(ObfModel):
     """A board as the Open Board Format draws it: a grid of buttons with labels and images.
     What is stored; the importer keeps a file's own fields in it."""
 
-    name: str = PydField(min_length=1, max_length=200)
-    locale: str = PydField(default="en", max_length=35)
+    name: SafeText = PydField(min_length=1, max_length=200)
+    locale: SafeText = PydField(default="en", max_length=35)
     grid: Grid
     buttons: list[Button] = PydField(min_length=1, max_length=144)
     images: list[Image] = PydField(default_factory=list, max_length=144)

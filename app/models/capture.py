@@ -9,7 +9,8 @@ from sqlalchemy import JSON, false, text
 from sqlmodel import Field, Index, SQLModel
 
 from app.models.board import BoardOut
-from app.models.common import ApiModel, UtcDatetime, id_field, json_field, utc_field
+from app.models.common import (ApiModel, SafeText, UtcDatetime, Version, id_field, json_field,
+                               utc_field)
 from app.models.media import MediaOut, MediaTombstone
 
 Setting = Literal["home", "school", "placement", "other"]
@@ -120,12 +121,12 @@ class SessionCreate(ApiModel):
         "setting": "home", "purpose": "What Robin thinks about weekends with dad",
         "board_ids": ["2b4f0c9a-0000-4000-8000-000000000003"], "device": "ipad-team-north-07"}]})
     setting: Setting
-    purpose: str | None = PydField(default=None, max_length=500)
+    purpose: SafeText | None = PydField(default=None, max_length=500)
     board_ids: SessionBoardIds
-    device: str | None = PydField(default=None, max_length=200)
+    device: SafeText | None = PydField(default=None, max_length=200)
 
 
-OtherPerson = Annotated[str, PydField(min_length=1, max_length=100)]
+OtherPerson = Annotated[SafeText, PydField(min_length=1, max_length=100)]
 OtherPeople = Annotated[list[OtherPerson], PydField(max_length=10)]
 
 
@@ -142,10 +143,10 @@ class _EntryBase(ApiModel):
     client_id: uuid.UUID = PydField(description="Made on the tablet; the idempotency key.")
     captured_at: UtcDatetime = PydField(description="The tablet's clock, with its offset.")
     source: Source
-    prompt: str | None = PydField(default=None, max_length=500,
+    prompt: SafeText | None = PydField(default=None, max_length=500,
                                   description="The question asked, e.g. 'How do you feel at school?'")
-    topic: str | None = PydField(default=None, max_length=100)
-    note: str | None = PydField(default=None, max_length=4000,
+    topic: SafeText | None = PydField(default=None, max_length=100)
+    note: SafeText | None = PydField(default=None, max_length=4000,
                                 description="The worker's note about this entry.")
     other_people: bool | OtherPeople | None = PydField(
         default=None,
@@ -157,22 +158,22 @@ class _EntryBase(ApiModel):
 class SymbolsEntryIn(_EntryBase):
     kind: Literal["symbols"]
     board_id: uuid.UUID
-    board_version: int = PydField(ge=1)
-    button_ids: list[str] = PydField(min_length=1, max_length=100,
+    board_version: Version
+    button_ids: list[SafeText] = PydField(min_length=1, max_length=100,
                                      description="In the order the child chose them.")
 
 
 class Placement(ApiModel):
     model_config = ConfigDict(extra="forbid")
-    button_id: str = PydField(min_length=1, max_length=100)
-    scale_value: str = PydField(min_length=1, max_length=50)
+    button_id: SafeText = PydField(min_length=1, max_length=100)
+    scale_value: SafeText = PydField(min_length=1, max_length=50)
 
 
 class MatEntryIn(_EntryBase):
     kind: Literal["mat"]
     board_id: uuid.UUID
-    board_version: int = PydField(ge=1)
-    scale: list[str] = PydField(min_length=2, max_length=7)
+    board_version: Version
+    scale: list[SafeText] = PydField(min_length=2, max_length=7)
     placements: list[Placement] = PydField(min_length=1, max_length=100)
 
     @model_validator(mode="after")
@@ -186,7 +187,7 @@ class MatEntryIn(_EntryBase):
 
 class ObservationEntryIn(_EntryBase):
     kind: Literal["observation"]
-    text: str = PydField(min_length=1, max_length=8000)
+    text: SafeText = PydField(min_length=1, max_length=8000)
 
     @model_validator(mode="after")
     def _not_direct(self) -> "ObservationEntryIn":
@@ -198,7 +199,7 @@ class ObservationEntryIn(_EntryBase):
 
 class TextEntryIn(_EntryBase):
     kind: Literal["text"]
-    text: str = PydField(min_length=1, max_length=8000)
+    text: SafeText = PydField(min_length=1, max_length=8000)
 
 
 EntryIn = Annotated[Union[SymbolsEntryIn, MatEntryIn, ObservationEntryIn, TextEntryIn],
@@ -373,11 +374,14 @@ class EntryOut(ApiModel):
                                                "`superseded` and it leaves the plan.")
     superseded_at: datetime | None = None
 
+    raised_alert: bool | None = PydField(default=None, description="Whether this entry "
+                                         "raised a safeguarding alert; null in child mode.")
+
 
 class EntryRetract(ApiModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"reason": "Robin said it was pressed by mistake."}]})
-    reason: str = PydField(min_length=1, max_length=2000)
+    reason: SafeText = PydField(min_length=1, max_length=2000)
 
 
 class EntryCorrection(ApiModel):
@@ -388,7 +392,7 @@ class EntryCorrection(ApiModel):
         "entry": {"kind": "text", "client_id": "9a1e4b2c-0000-4000-8000-000000000014",
                   "captured_at": "2026-03-02T10:40:00+00:00", "source": "child_assisted",
                   "text": "I want to see my nan on Sundays"}}]})
-    reason: str = PydField(min_length=1, max_length=2000)
+    reason: SafeText = PydField(min_length=1, max_length=2000)
     entry: EntryIn = PydField(description="The correcting entry, as "
                               "`POST /sessions/{id}/entries` takes it (its own client_id); "
                               "made in the same session, by the same rules.")
@@ -405,4 +409,4 @@ class OtherPeopleUpdate(ApiModel):
 class FamilyClearance(ApiModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"reason": "Sibling is in the background only; mum agreed it can be shared."}]})
-    reason: str = PydField(min_length=1, max_length=2000)
+    reason: SafeText = PydField(min_length=1, max_length=2000)

@@ -2,12 +2,13 @@
 
 import uuid
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field as PydField
+from pydantic import AfterValidator, ConfigDict, Field as PydField
 from sqlmodel import Field, SQLModel
 
-from app.models.common import ApiModel, id_field, json_field, utc_field
+from app.core.clock import utcnow
+from app.models.common import ApiModel, SafeText, id_field, json_field, utc_field
 
 
 class Child(SQLModel, table=True):
@@ -43,11 +44,11 @@ class Communication(ApiModel):
 
     model_config = ConfigDict(extra="forbid")
     methods: list[CommunicationMethod] = PydField(default_factory=list, max_length=12)
-    yes_signal: str | None = PydField(default=None, max_length=500)
-    no_signal: str | None = PydField(default=None, max_length=500)
-    happy_signs: str | None = PydField(default=None, max_length=1000)
-    upset_signs: str | None = PydField(default=None, max_length=1000)
-    notes: str | None = PydField(default=None, max_length=4000)
+    yes_signal: SafeText | None = PydField(default=None, max_length=500)
+    no_signal: SafeText | None = PydField(default=None, max_length=500)
+    happy_signs: SafeText | None = PydField(default=None, max_length=1000)
+    upset_signs: SafeText | None = PydField(default=None, max_length=1000)
+    notes: SafeText | None = PydField(default=None, max_length=4000)
 
 
 class BoardPreferences(ApiModel):
@@ -57,7 +58,27 @@ class BoardPreferences(ApiModel):
     speech_on: bool = True
     max_rows: int | None = PydField(default=None, ge=1, le=12)
     max_columns: int | None = PydField(default=None, ge=1, le=12)
-    symbol_set: str | None = PydField(default=None, max_length=100)
+    symbol_set: SafeText | None = PydField(default=None, max_length=100)
+
+
+OLDEST_AGE_YEARS = 25
+
+
+def _plausible_birth(value: date) -> date:
+    today = utcnow().date()
+    if value > today:
+        raise ValueError("a date of birth cannot be in the future")
+    try:
+        oldest = today.replace(year=today.year - OLDEST_AGE_YEARS)
+    except ValueError:  # 29 February
+        oldest = today.replace(year=today.year - OLDEST_AGE_YEARS, day=28)
+    if value < oldest:
+        raise ValueError(f"a date of birth more than {OLDEST_AGE_YEARS} years ago is not a "
+                         "child's or young person's this service holds; check the year")
+    return value
+
+
+DateOfBirth = Annotated[date, AfterValidator(_plausible_birth)]
 
 
 _CHILD_EXAMPLE = {
@@ -78,8 +99,8 @@ _CHILD_EXAMPLE = {
 
 class ChildCreate(ApiModel):
     model_config = ConfigDict(json_schema_extra={"examples": [_CHILD_EXAMPLE]})
-    preferred_name: str = PydField(min_length=1, max_length=100)
-    date_of_birth: date
+    preferred_name: SafeText = PydField(min_length=1, max_length=100)
+    date_of_birth: DateOfBirth
     team_id: uuid.UUID
     communication: Communication = PydField(default_factory=Communication)
     board_preferences: BoardPreferences = PydField(default_factory=BoardPreferences)
@@ -88,8 +109,8 @@ class ChildCreate(ApiModel):
 class ChildUpdate(ApiModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"communication": {"methods": ["makaton", "eye_gaze"], "yes_signal": "Blinks twice"}}]})
-    preferred_name: str | None = PydField(default=None, min_length=1, max_length=100)
-    date_of_birth: date | None = None
+    preferred_name: SafeText | None = PydField(default=None, min_length=1, max_length=100)
+    date_of_birth: DateOfBirth | None = None
     communication: Communication | None = None
     board_preferences: BoardPreferences | None = None
 

@@ -12,7 +12,8 @@ from typing import Literal
 from pydantic import ConfigDict, Field as PydField, model_validator
 from sqlmodel import Field, SQLModel
 
-from app.models.common import ApiModel, UtcDatetime, id_field, json_field, utc_field
+from app.models.common import (ApiModel, SafeText, UtcDatetime, id_field, json_field,
+                               utc_field)
 
 
 class Scope(str, Enum):
@@ -65,11 +66,11 @@ class ConsentCreate(ApiModel):
         "parent_or_carer: someone with parental responsibility (giver_name and relationship "
         "required); best_interests: a Mental Capacity Act decision for a young person of 16 "
         "or more (decision_maker and decision_reason required).")
-    giver_name: str | None = PydField(default=None, max_length=200)
-    relationship: str | None = PydField(default=None, max_length=100)
-    decision_maker: str | None = PydField(default=None, max_length=200,
+    giver_name: SafeText | None = PydField(default=None, max_length=200)
+    relationship: SafeText | None = PydField(default=None, max_length=100)
+    decision_maker: SafeText | None = PydField(default=None, max_length=200,
                                           description="best_interests: who decided (role).")
-    decision_reason: str | None = PydField(default=None, max_length=2000,
+    decision_reason: SafeText | None = PydField(default=None, max_length=2000,
                                            description="best_interests: why.")
     scopes: list[Scope] = PydField(min_length=1, max_length=6)
     method: Literal["spoken", "signed", "symbols", "written"]
@@ -77,11 +78,11 @@ class ConsentCreate(ApiModel):
         description="The child's own agreement. A child's dissent (including a non-verbal "
         "'no' such as pushing the tablet away) is recorded and respected: a consent the "
         "child dissented from allows nothing.")
-    assent_signs: str | None = PydField(default=None, max_length=1000,
+    assent_signs: SafeText | None = PydField(default=None, max_length=1000,
                                         description="How the child showed assent or dissent.")
     valid_from: UtcDatetime | None = PydField(default=None, description="Defaults to now.")
     valid_until: UtcDatetime | None = None
-    notes: str | None = PydField(default=None, max_length=4000)
+    notes: SafeText | None = PydField(default=None, max_length=4000)
 
     @model_validator(mode="after")
     def _check(self) -> "ConsentCreate":
@@ -100,13 +101,13 @@ class ConsentCreate(ApiModel):
 class ConsentWithdraw(ApiModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"reason": "Child said no to photos at the review."}]})
-    reason: str = PydField(min_length=1, max_length=2000)
+    reason: SafeText = PydField(min_length=1, max_length=2000)
 
 
 class ConsentReview(ApiModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"note": "New worker met Robin and mum; both still agree."}]})
-    note: str = PydField(min_length=1, max_length=2000)
+    note: SafeText = PydField(min_length=1, max_length=2000)
 
 
 class ConsentOut(ApiModel):

@@ -16,11 +16,11 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, ConfigDict, Field as PydField
+from pydantic import ConfigDict, Field as PydField
 from sqlalchemy import BigInteger
 from sqlmodel import Field, SQLModel, UniqueConstraint
 
-from app.models.common import ApiModel, id_field, utc_field
+from app.models.common import ApiModel, SafeText, UtcDatetime, id_field, utc_field
 
 MediaKind = Literal["photo", "audio"]
 FileRole = Literal["stored", "display", "thumbnail", "playback"]
@@ -80,12 +80,12 @@ class MediaUploadIn(ApiModel):
     model_config = ConfigDict(extra="forbid")
     kind: MediaKind
     client_id: uuid.UUID = PydField(description="Made on the tablet; the idempotency key.")
-    captured_at: AwareDatetime = PydField(description="The tablet's clock, with its offset.")
+    captured_at: UtcDatetime = PydField(description="The tablet's clock, with its offset.")
     source: Literal["child_direct", "child_assisted", "adult_interpretation",
                     "parent_or_carer_report"] = "child_direct"
-    prompt: str | None = PydField(default=None, max_length=500)
-    topic: str | None = PydField(default=None, max_length=100)
-    caption: str | None = PydField(default=None, max_length=500)
+    prompt: SafeText | None = PydField(default=None, max_length=500)
+    topic: SafeText | None = PydField(default=None, max_length=100)
+    caption: SafeText | None = PydField(default=None, max_length=500)
     entry_client_id: uuid.UUID | None = PydField(
         default=None, description="Attach to this symbols or mat entry of the session "
         "instead of making a new photo/audio entry.")
@@ -97,7 +97,7 @@ class MediaUploadIn(ApiModel):
 class MediaErase(ApiModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"reason": "The photo shows the child's home address on a letter."}]})
-    reason: str = PydField(min_length=1, max_length=2000)
+    reason: SafeText = PydField(min_length=1, max_length=2000)
 
 
 class MediaTombstone(ApiModel):
@@ -121,6 +121,8 @@ class MediaOut(ApiModel):
     duration_s: float | None = None
     codec: str | None = None
     channels: int | None = None
+    sample_rate: int | None = PydField(default=None, description="Audio: samples per "
+                                       "second, e.g. 48000.")
     caption: str | None = None
     taken_at: datetime | None = None
     upload_sha256: str = PydField(description="Of the bytes as they were uploaded.")

@@ -8,7 +8,7 @@ from pydantic import ConfigDict, Field as PydField
 from sqlmodel import Field, SQLModel, UniqueConstraint
 
 from app.models.capture import EntryOut
-from app.models.common import ApiModel, id_field, json_field, utc_field
+from app.models.common import ApiModel, SafeText, id_field, json_field, utc_field
 
 # Section keys and their titles, written to the child.
 SECTIONS: dict[str, str] = {
@@ -49,7 +49,7 @@ class SectionUpdate(ApiModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
         "text": "I like swimming and my dog Biscuit.",
         "pinned_entry_ids": ["5d6e7f80-0000-4000-8000-000000000020"]}]})
-    text: str = PydField(default="", max_length=8000)
+    text: SafeText = PydField(default="", max_length=8000)
     pinned_entry_ids: list[uuid.UUID] = PydField(default_factory=list, max_length=20)
 
 

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field as PydField
 from sqlmodel import Field, Index, SQLModel
 
-from app.models.common import ApiModel, id_field, json_field, utc_field
+from app.models.common import ApiModel, SafeText, id_field, json_field, utc_field
 
 
 class SafeguardingAlert(SQLModel, table=True):
@@ -71,6 +71,9 @@ class AlertSignal(ApiModel):
 class AlertOut(ApiModel):
     id: uuid.UUID
     child_id: uuid.UUID
+    preferred_name: str | None = PydField(default=None, description="The child's preferred "
+                                          "name (alerts are shown only to those who may see "
+                                          "the child).")
     entry_id: uuid.UUID
     status: Literal["open", "acknowledged"]
     escalated: bool
@@ -87,7 +90,7 @@ class AlertOut(ApiModel):
 class AlertAcknowledge(ApiModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"outcome": "Spoke with Robin and the school DSL the same day; referral made."}]})
-    outcome: str = PydField(min_length=1, max_length=4000,
+    outcome: SafeText = PydField(min_length=1, max_length=4000,
                             description="What was done about it.")
 
 

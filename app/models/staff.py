@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import ConfigDict, EmailStr, Field as PydField
 from sqlmodel import Field, SQLModel
 
-from app.models.common import ApiModel, id_field, utc_field
+from app.models.common import ApiModel, SafeText, id_field, utc_field
 
 
 class Role(str, Enum):
@@ -47,7 +47,7 @@ class User(SQLModel, table=True):
 
 class TeamCreate(ApiModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"name": "Disabled Children's Team North"}]})
-    name: str = PydField(min_length=1, max_length=200)
+    name: SafeText = PydField(min_length=1, max_length=200)
 
 
 class TeamOut(ApiModel):
@@ -61,7 +61,7 @@ class UserCreate(ApiModel):
         "email": "sam.worker@example.org", "full_name": "Sam Worker", "role": "social_worker",
         "team_id": "6f1c2d4e-0000-4000-8000-000000000001", "password": "a long passphrase"}]})
     email: EmailStr = PydField(max_length=320)
-    full_name: str = PydField(min_length=1, max_length=200)
+    full_name: SafeText = PydField(min_length=1, max_length=200)
     role: Role
     team_id: uuid.UUID | None = None
     password: str = PydField(min_length=1, max_length=256,

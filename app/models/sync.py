@@ -15,7 +15,7 @@ from sqlmodel import Field, Index, SQLModel
 
 from app.models.board import BoardOut
 from app.models.capture import EntryOut, SessionBoardIds, SessionOut, Setting
-from app.models.common import ApiModel, UtcDatetime, id_field, utc_field
+from app.models.common import ApiModel, SafeText, UtcDatetime, id_field, utc_field
 from app.models.consent import ConsentCreate, ConsentOut
 from app.models.upload import IncompleteUpload
 
@@ -64,14 +64,14 @@ class SyncReceipt(SQLModel, table=True):
 class DeviceCreate(ApiModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"name": "iPad team north 07"}]})
-    name: str = PydField(min_length=1, max_length=100,
+    name: SafeText = PydField(min_length=1, max_length=100,
                          description="A label the worker recognises; no child's name.")
 
 
 class DeviceRevoke(ApiModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"reason": "Left on a train"}]})
-    reason: str | None = PydField(default=None, max_length=500)
+    reason: SafeText | None = PydField(default=None, max_length=500)
 
 
 class DeviceOut(ApiModel):
@@ -180,7 +180,7 @@ class SessionItem(ApiModel):
     client_id: uuid.UUID
     child_id: uuid.UUID
     setting: Setting
-    purpose: str | None = PydField(default=None, max_length=500)
+    purpose: SafeText | None = PydField(default=None, max_length=500)
     board_ids: SessionBoardIds
     started_at: UtcDatetime
 

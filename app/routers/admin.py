@@ -17,6 +17,7 @@ def list_deliveries(ctx: Ctx, page: Paging) -> dict:
 
 
 @router.post("/admin/webhook-deliveries/{delivery_id}/retry", response_model=WebhookDeliveryOut,
-             summary="Send a delivery that gave up once more, now (admin)")
+             summary="Send a delivery that gave up once more, now (admin)",
+             responses={409: {"description": "Only a delivery that gave up can be retried."}})
 def retry(delivery_id: uuid.UUID, ctx: Ctx) -> WebhookDeliveryOut:
     return deliveries.retry(ctx, delivery_id)

@@ -25,6 +25,7 @@ def get_alert(alert_id: uuid.UUID, ctx: Ctx) -> AlertOut:
 
 
 @router.post("/alerts/{alert_id}/acknowledge", response_model=AlertOut,
-             summary="Acknowledge an alert with what was done")
+             summary="Acknowledge an alert with what was done",
+             responses={409: {"description": "Already acknowledged."}})
 def acknowledge(alert_id: uuid.UUID, data: AlertAcknowledge, ctx: Ctx) -> AlertOut:
     return safeguarding.acknowledge(ctx, alert_id, data)

@@ -3,7 +3,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
-from app.core.errors import UnsupportedMediaType
+from app.core.errors import Invalid, UnsupportedMediaType
+from app.models.common import NUL_MESSAGE
 from app.models.staff import PasswordResetIn, RefreshIn, TokenOut
 from app.routers.deps import AnonCtx, Ctx
 from app.services import staff
@@ -42,13 +43,17 @@ def sign_in(request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends
             ctx: AnonCtx) -> dict:
     """OAuth2 password form: `username` is the staff email. The access token is
     short-lived; use the refresh token at /auth/refresh for a new pair."""
+    if "\x00" in form.username:  # the form is FastAPI's own, so its types are not ours
+        raise Invalid(f"username {NUL_MESSAGE}", field=["body", "username"])
     state = request.app.state
     return staff.sign_in(ctx, state.hashing, state.tokens, state.settings, form.username,
                          form.password)
 
 
 @router.post("/auth/refresh", response_model=TokenOut,
-             summary="Swap a refresh token (each works once) for a new pair")
+             summary="Swap a refresh token (each works once) for a new pair",
+             responses={401: {"description": "The refresh token is invalid, used or expired "
+                              "(a reused one also ends its sign-in); sign in again."}})
 def refresh(request: Request, data: RefreshIn, ctx: AnonCtx) -> dict:
     return staff.refresh(ctx, request.app.state.tokens, data.refresh_token)
 

@@ -7,11 +7,11 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from app.core.errors import Invalid
-from app.core.multipart import ReceivedForm, receive_multipart
+from app.core.multipart import ReceivedForm, byte_count, receive_multipart
 from app.models.board import (AttributionOut, BoardCopy, BoardOrigin, BoardOut, BoardPhotoOut,
                               BoardSummary, BoardWrite, ImportResult)
-from app.models.common import Page
-from app.routers.deps import AppSettings, Ctx, Paging
+from app.models.common import INT32_MAX, Page, SafeText
+from app.routers.deps import AppSettings, Ctx, Paging, VersionPath
 from app.services.boards import exporter as board_export, importer as board_import
 from app.services.boards import library as boards, personal as personal_boards
 from app.services.media import capture as media_capture
@@ -19,7 +19,7 @@ from app.storage import staging_dir
 
 router = APIRouter(tags=["boards"])
 
-VersionQuery = Annotated[int | None, Query(ge=1, description="A version; the latest when "
+VersionQuery = Annotated[int | None, Query(ge=1, le=INT32_MAX, description="A version; the latest when "
                                                               "left out.")]
 _IMPORT_BODY = {"required": True, "content": {"multipart/form-data": {"schema": {
     "type": "object", "required": ["file"],
@@ -32,12 +32,11 @@ _IMPORT_BODY = {"required": True, "content": {"multipart/form-data": {"schema": 
 async def _receive(request: Request, settings: AppSettings, limit: int) -> ReceivedForm:
     """The media path's streaming receiver: one `file` part to the staging area, 413 past
     `limit`."""
-    length = request.headers.get("content-length")
     form = await receive_multipart(
         request.stream(), request.headers.get("content-type"),
         staging_dir(settings.media_root), file_field="file", limit_for=lambda _: limit,
         too_large=media_capture.too_large,
-        content_length=int(length) if length and length.isdigit() else None,
+        content_length=byte_count(request.headers.get("content-length")),
         max_total=limit + 64 * 1024)
     if form.file is None:
         form.discard()
@@ -91,6 +90,9 @@ _PHOTO_BODY = {"required": True, "content": {"multipart/form-data": {"schema": {
 
 @router.post("/children/{child_id}/board-photos", response_model=BoardPhotoOut,
              status_code=status.HTTP_201_CREATED, openapi_extra={"requestBody": _PHOTO_BODY},
+             responses={413: {"description": "Past the photo size limit."},
+                        415: {"description": "Not an accepted photo type, or not a "
+                              "multipart body."}},
              summary="Upload a photo for this child's own boards (cleaned: no EXIF or location)")
 async def upload_board_photo(child_id: uuid.UUID, request: Request, ctx: Ctx,
                              settings: AppSettings) -> BoardPhotoOut:
@@ -172,7 +174,7 @@ def replace_board(board_id: uuid.UUID, data: BoardWrite, ctx: Ctx) -> BoardOut:
 
 @router.get("/boards/{board_id}/versions/{version}", response_model=BoardOut,
             summary="A board at one exact version")
-def get_board_version(board_id: uuid.UUID, version: Annotated[int, Path(ge=1)], ctx: Ctx) -> BoardOut:
+def get_board_version(board_id: uuid.UUID, version: VersionPath, ctx: Ctx) -> BoardOut:
     return boards.read_board(ctx, board_id, version)
 
 
@@ -223,8 +225,8 @@ def serve_board_asset(ctx: Ctx, request: Request, board_id: uuid.UUID, version: 
 @router.get("/boards/{board_id}/versions/{version}/images/{image_id}",
             response_class=StreamingResponse, summary="An image a board version carries",
             responses={200: {"content": {"image/png": {}, "image/jpeg": {}}}})
-def board_image(board_id: uuid.UUID, version: Annotated[int, Path(ge=1)],
-                image_id: Annotated[str, Path(max_length=100)], ctx: Ctx,
+def board_image(board_id: uuid.UUID, version: VersionPath,
+                image_id: Annotated[SafeText, Path(max_length=100)], ctx: Ctx,
                 request: Request) -> StreamingResponse:
     return serve_board_asset(ctx, request, board_id, version, "images", image_id)
 
@@ -232,7 +234,7 @@ def board_image(board_id: uuid.UUID, version: Annotated[int, Path(ge=1)],
 @router.get("/boards/{board_id}/versions/{version}/sounds/{sound_id}",
             response_class=StreamingResponse, summary="A sound a board version carries",
             responses={200: {"content": {"audio/mpeg": {}}}})
-def board_sound(board_id: uuid.UUID, version: Annotated[int, Path(ge=1)],
-                sound_id: Annotated[str, Path(max_length=100)], ctx: Ctx,
+def board_sound(board_id: uuid.UUID, version: VersionPath,
+                sound_id: Annotated[SafeText, Path(max_length=100)], ctx: Ctx,
                 request: Request) -> StreamingResponse:
     return serve_board_asset(ctx, request, board_id, version, "sounds", sound_id)

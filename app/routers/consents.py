@@ -36,12 +36,14 @@ def reviews_due(ctx: Ctx) -> ReviewsDueOut:
 
 
 @router.post("/consents/{consent_id}/withdraw", response_model=ConsentOut,
-             summary="Withdraw a consent; its entries leave the plan")
+             summary="Withdraw a consent; its entries leave the plan",
+             responses={409: {"description": "Already withdrawn."}})
 def withdraw(consent_id: uuid.UUID, data: ConsentWithdraw, ctx: Ctx) -> ConsentOut:
     return consent.withdraw_consent(ctx, consent_id, data)
 
 
 @router.post("/consents/{consent_id}/review", response_model=ConsentOut,
-             summary="Record that the allocated worker reviewed a consent and it stands")
+             summary="Record that the allocated worker reviewed a consent and it stands",
+             responses={409: {"description": "The consent was withdrawn."}})
 def review(consent_id: uuid.UUID, data: ConsentReview, ctx: Ctx) -> ConsentOut:
     return consent.review_consent(ctx, consent_id, data)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Annotated
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.security import (APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer,
                               OAuth2PasswordBearer)
 from sqlmodel import Session
@@ -29,9 +29,10 @@ from starlette.concurrency import run_in_threadpool
 from app.core.config import Settings
 from app.core.context import Actor, Context
 from app.core.db import new_session
-from app.core.errors import Unauthorized
+from app.core.errors import not_signed_in
 from app.core.pages import wants_html
 from app.core.security import StaffTokens, is_capture_token
+from app.models.common import INT32_MAX
 from app.services import access, capture, staff
 
 _oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False,
@@ -127,8 +128,7 @@ PAGE_COOKIE = "childvoice_page"
 
 def _required(token: str | None) -> str:
     if not token:
-        raise Unauthorized("Sign in first: send 'Authorization: Bearer <token>'.",
-                           slug="not-signed-in")
+        raise not_signed_in()
     return token
 
 
@@ -258,3 +258,6 @@ async def page_params(request: Request,
 
 
 Paging = Annotated[PageParams, Depends(page_params)]
+
+# A version in a path, as the server numbers them (1, 2, …; an INTEGER column).
+VersionPath = Annotated[int, Path(ge=1, le=INT32_MAX)]

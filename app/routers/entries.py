@@ -5,7 +5,7 @@ from fastapi import APIRouter, Query, Response, status
 
 from app.models.capture import (EntryCorrection, EntryKind, EntryOut, EntryRetract,
                                 FamilyClearance, OtherPeopleUpdate, Source)
-from app.models.common import Page, UtcDatetime
+from app.models.common import Page, SafeText, UtcDatetime
 from app.routers.deps import AppSettings, Ctx, Paging
 from app.services import capture
 
@@ -16,7 +16,7 @@ router = APIRouter(tags=["capture"])
             summary="A child's voice entries, newest first")
 def list_entries(child_id: uuid.UUID, ctx: Ctx, page: Paging,
                  kind: EntryKind | None = None,
-                 topic: Annotated[str | None, Query(max_length=100)] = None,
+                 topic: Annotated[SafeText | None, Query(max_length=100)] = None,
                  source: Source | None = None,
                  since: Annotated[UtcDatetime | None,
                                   Query(description="captured_at on or after")] = None,
@@ -38,13 +38,15 @@ def set_other_people(entry_id: uuid.UUID, data: OtherPeopleUpdate, ctx: Ctx) -> 
 
 
 @router.post("/entries/{entry_id}/family-clearance", response_model=EntryOut,
-             summary="Clear an entry with other people in it for family-facing exports")
+             summary="Clear an entry with other people in it for family-facing exports",
+             responses={409: {"description": "No other people are recorded in it."}})
 def clear_for_family(entry_id: uuid.UUID, data: FamilyClearance, ctx: Ctx) -> EntryOut:
     return capture.clear_for_family(ctx, entry_id, data)
 
 
 @router.post("/entries/{entry_id}/retract", response_model=EntryOut,
-             summary="Take an entry back: kept in the record, marked retracted, out of the plan")
+             summary="Take an entry back: kept in the record, marked retracted, out of the plan",
+             responses={409: {"description": "Already retracted or superseded."}})
 def retract_entry(entry_id: uuid.UUID, data: EntryRetract, ctx: Ctx) -> EntryOut:
     """The worker's online retraction (the tablet's `retract` sync item does the same).
     Asking again answers the entry as it stands."""
@@ -56,7 +58,9 @@ def retract_entry(entry_id: uuid.UUID, data: EntryRetract, ctx: Ctx) -> EntryOut
              summary="Correct an entry with a new one that supersedes it (201), or get back "
              "the stored correction (200)",
              responses={200: {"model": EntryOut, "description": "Already stored: this "
-                              "correction's client_id was sent before."}})
+                              "correction's client_id was sent before."},
+                        409: {"description": "The entry was already retracted or "
+                              "superseded, or the client_id was used for another entry."}})
 def correct_entry(entry_id: uuid.UUID, data: EntryCorrection, ctx: Ctx, response: Response,
                   settings: AppSettings) -> EntryOut:
     """Nothing a child said is edited: the old entry stays as it was, marked `superseded`

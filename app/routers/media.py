@@ -9,13 +9,13 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from app.core.errors import Problem
-from app.core.multipart import receive_multipart, receive_raw
+from app.core.multipart import byte_count, receive_multipart, receive_raw
 from app.models.capture import EntryOut
 from app.models.erasure import MediaErasureOut
 from app.models.media import MediaErase, MediaUploadIn
 from app.core.context import Context
 from app.routers.boards import serve_board_asset
-from app.routers.deps import AppSettings, Ctx, get_db
+from app.routers.deps import VersionPath, AppSettings, Ctx, get_db
 from app.services import capture
 from app.services.media import records as media, capture as media_capture, signed
 from app.storage import staging_dir
@@ -56,6 +56,8 @@ _UPLOAD_SCHEMA = {
     summary="Upload a photo or recording (201), or get back the stored entry (200)",
     responses={200: {"model": EntryOut, "description": "Already stored: this client_id was "
                      "sent before with the same file; the stored entry is returned."},
+               409: {"description": "This client_id was used for a different upload, or "
+                     "is still being processed (retry)."},
                413: {"description": "The file passed its kind's size limit."},
                415: {"description": "Not an accepted photo or recording type."},
                422: {"description": "Unreadable, empty, too many pixels, too long, or a "
@@ -68,13 +70,12 @@ async def upload_media(session_id: uuid.UUID, request: Request, ctx: Ctx,
     file so the size limit of its kind applies from the first byte."""
     session = await run_in_threadpool(media_capture.authorise, ctx, session_id)
     started = time.perf_counter()
-    length = request.headers.get("content-length")
     form = await receive_multipart(
         request.stream(), request.headers.get("content-type"),
         staging_dir(settings.media_root), file_field="file",
         limit_for=lambda fields: media_capture.limit_for(settings, fields.get("kind")),
         too_large=media_capture.too_large,
-        content_length=int(length) if length and length.isdigit() else None,
+        content_length=byte_count(request.headers.get("content-length")),
         max_total=media_capture.limit_for(settings, None) + 64 * 1024)
     received = time.perf_counter() - started
     try:
@@ -92,7 +93,7 @@ async def upload_media(session_id: uuid.UUID, request: Request, ctx: Ctx,
     return entry
 
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"^bytes=([0-9]{0,18})-([0-9]{0,18})$")
 
 
 def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -147,19 +148,25 @@ def _serve(request: Request, ctx: Ctx, media_id: uuid.UUID, which: str) -> Respo
         wanted = None  # the client's copy is stale: send the whole file
     byte_range = _byte_range(wanted, served.size)
     store = request.app.state.media_store
+    head_only = request.method == "HEAD"  # the same answer, without the bytes
     if byte_range is None:
         headers["Content-Length"] = str(served.size)
+        if head_only:
+            return Response(status_code=200, media_type=served.content_type, headers=headers)
         return StreamingResponse(store.open_range(served.sha256), status_code=200,
                                  media_type=served.content_type, headers=headers)
     start, end = byte_range
     headers["Content-Range"] = f"bytes {start}-{end}/{served.size}"
     headers["Content-Length"] = str(end - start + 1)
+    if head_only:
+        return Response(status_code=status.HTTP_206_PARTIAL_CONTENT,
+                        media_type=served.content_type, headers=headers)
     return StreamingResponse(store.open_range(served.sha256, start, end),
                              status_code=status.HTTP_206_PARTIAL_CONTENT,
                              media_type=served.content_type, headers=headers)
 
 
-_SERVE_RESPONSES = {200: {"content": {"image/jpeg": {}, "audio/mp4": {}},
+_SERVE_RESPONSES = {200: {"content": {"image/*": {}, "audio/*": {}},
                           "description": "The file."},
                     206: {"description": "Part of the file (Range)."},
                     304: {"description": "Not modified (If-None-Match)."},
@@ -167,21 +174,29 @@ _SERVE_RESPONSES = {200: {"content": {"image/jpeg": {}, "audio/mp4": {}},
                     416: {"description": "Range not satisfiable."}}
 
 
-@router.get("/media/{media_id}", response_class=StreamingResponse, responses=_SERVE_RESPONSES,
-            summary="The clean photo or recording (for HEIC, its JPEG rendition)")
+def _serving(path: str, summary: str):  # noqa: ANN202
+    """GET and HEAD (the same answer without the bytes) for one media URL."""
+    def both(endpoint):  # noqa: ANN001, ANN202
+        for method, what in ((router.get, summary),
+                             (router.head, f"{summary}: headers only, no bytes")):
+            method(path, response_class=StreamingResponse, responses=_SERVE_RESPONSES,
+                   summary=what)(endpoint)
+        return endpoint
+    return both
+
+
+@_serving("/media/{media_id}", "The clean photo or recording (for HEIC, its JPEG rendition)")
 def get_media(media_id: uuid.UUID, request: Request, ctx: Ctx) -> Response:
     return _serve(request, ctx, media_id, "main")
 
 
-@router.get("/media/{media_id}/thumbnail", response_class=StreamingResponse,
-            responses=_SERVE_RESPONSES, summary="A photo's thumbnail")
+@_serving("/media/{media_id}/thumbnail", "A photo's thumbnail")
 def get_thumbnail(media_id: uuid.UUID, request: Request, ctx: Ctx) -> Response:
     return _serve(request, ctx, media_id, "thumbnail")
 
 
-@router.get("/media/{media_id}/playback", response_class=StreamingResponse,
-            responses=_SERVE_RESPONSES,
-            summary="A recording's playback copy (AAC in M4A; every browser plays it)")
+@_serving("/media/{media_id}/playback",
+          "A recording's playback copy (AAC in M4A; every browser plays it)")
 def get_playback(media_id: uuid.UUID, request: Request, ctx: Ctx) -> Response:
     return _serve(request, ctx, media_id, "playback")
 
@@ -226,7 +241,7 @@ def get_signed_media(media_id: uuid.UUID, which: Which, request: Request,
                        403: {"description": "The link was changed, is for another image, "
                              "or has expired."}},
             summary="A board version's image through a short-lived signed link (for pages)")
-def get_signed_board_image(board_id: uuid.UUID, version: Annotated[int, Path(ge=1)],
+def get_signed_board_image(board_id: uuid.UUID, version: VersionPath,
                            image_id: Annotated[str, Path(max_length=100)], request: Request,
                            query: Annotated[_SignedQuery, Depends()],
                            db=Depends(get_db)) -> Response:  # noqa: ANN001
@@ -238,7 +253,8 @@ def get_signed_board_image(board_id: uuid.UUID, version: Annotated[int, Path(ge=
 @router.post("/media/{media_id}/erase", response_model=MediaErasureOut,
              summary="Erase a photo or recording, with a reason (team manager); the entry "
              "keeps a tombstone, and the answer says which other copies of the bytes were "
-             "erased with it and which remain, and why")
+             "erased with it and which remain, and why",
+             responses={409: {"description": "Already erased."}})
 def erase_media(media_id: uuid.UUID, data: MediaErase, request: Request,
                 ctx: Ctx) -> MediaErasureOut:
     entry_id, report = media.erase_media(ctx, request.app.state.media_store, media_id, data)

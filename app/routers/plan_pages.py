@@ -3,19 +3,19 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from app.core.context import Context
 from app.core.pages import render, render_text
-from app.routers.deps import PageCtx
+from app.routers.deps import VersionPath, PageCtx
 from app.services import plan_page, plan_pdf
 
 router = APIRouter(tags=["my plan"])
 
 _PDF = {200: {"content": {"application/pdf": {}}, "description": "The plan as a PDF: its "
               "pictures embedded, its text extractable."}}
-Version = Annotated[int, Path(ge=1)]
+Version = VersionPath
 Latest = Annotated[int | None, Query(ge=1, le=50, description="How many of the newest entries "
                                      "to show as the latest voice (default 10).")]
 

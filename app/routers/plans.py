@@ -1,14 +1,13 @@
 import uuid
-from typing import Annotated
 
-from fastapi import APIRouter, Path, Request, status
+from fastapi import APIRouter, Request, status
 from starlette.concurrency import run_in_threadpool
 
 from app.core.pages import wants_html
 from app.models.common import Page
 from app.models.plan import PlanOut, PlanVersionOut, PlanVersionSummary, SectionKey, SectionUpdate
 from app.routers.deps import BearerToken, Ctx, Db, NegotiatedCtx, Paging, StaffToken, \
-    context_in_thread
+    VersionPath, context_in_thread
 from app.routers.plan_pages import Latest, latest_count, page
 from app.services import plans
 
@@ -31,7 +30,9 @@ async def get_plan(request: Request, child_id: uuid.UUID, db: Db, staff_token: S
 
 
 @router.put("/children/{child_id}/plan/sections/{key}", response_model=PlanOut,
-            summary="Write a section and pin entries into it (allocated worker)")
+            summary="Write a section and pin entries into it (allocated worker)",
+            responses={409: {"description": "Saved by someone else at the same moment; "
+                             "reload and try again."}})
 def update_section(request: Request, child_id: uuid.UUID, key: SectionKey, data: SectionUpdate,
                    ctx: Ctx, latest: Latest = None) -> PlanOut:
     return plans.update_section(ctx, child_id, key, data, latest_count(request, latest))
@@ -39,7 +40,9 @@ def update_section(request: Request, child_id: uuid.UUID, key: SectionKey, data:
 
 @router.post("/children/{child_id}/plan/versions", response_model=PlanVersionOut,
              status_code=status.HTTP_201_CREATED,
-             summary="Publish the plan as it reads now, as an unchangeable version")
+             summary="Publish the plan as it reads now, as an unchangeable version",
+             responses={409: {"description": "Another version was published at the same "
+                              "moment; reload and try again."}})
 def publish(request: Request, child_id: uuid.UUID, ctx: Ctx,
             latest: Latest = None) -> PlanVersionOut:
     return plans.publish(ctx, child_id, latest_count(request, latest))
@@ -53,7 +56,7 @@ def list_versions(child_id: uuid.UUID, ctx: Ctx, page: Paging) -> dict:
 
 @router.get("/children/{child_id}/plan/versions/{version}", response_model=PlanVersionOut,
             responses=_PAGE, summary="One published version of the plan")
-def get_version(request: Request, child_id: uuid.UUID, version: Annotated[int, Path(ge=1)],
+def get_version(request: Request, child_id: uuid.UUID, version: VersionPath,
                 ctx: NegotiatedCtx) -> PlanVersionOut:
     if wants_html(request):
         return page(request, ctx, child_id, None, version)

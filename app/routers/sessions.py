@@ -68,7 +68,9 @@ def session_entries(session_id: uuid.UUID, ctx: Ctx, page: Paging) -> dict:
              status_code=status.HTTP_201_CREATED,
              summary="Add what the child said (201), or get back the stored copy (200)",
              responses={200: {"model": EntryOut, "description": "Already stored: this "
-                              "client_id was sent before; the stored entry is returned."}})
+                              "client_id was sent before; the stored entry is returned."},
+                        409: {"description": "This client_id was used for a different "
+                              "entry."}})
 async def add_entry(session_id: uuid.UUID,
                     data: Annotated[EntryIn, Body(openapi_examples=ENTRY_EXAMPLES)],
                     caller: CallerDep, response: Response, settings: AppSettings) -> EntryOut:

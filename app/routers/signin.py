@@ -10,6 +10,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from app.core.errors import Problem
 from app.core.pages import render
+from app.models.common import SafeText
 from app.routers.deps import PAGE_COOKIE, AnonCtx, PageCtx
 from app.services import staff
 
@@ -30,7 +31,7 @@ def signin_page(request: Request, next: str | None = None) -> Response:  # noqa:
 
 
 @router.post("/signin")
-def signin(request: Request, ctx: AnonCtx, username: Annotated[str, Form(max_length=320)],
+def signin(request: Request, ctx: AnonCtx, username: Annotated[SafeText, Form(max_length=320)],
            password: Annotated[str, Form(max_length=1024)],
            next: Annotated[str | None, Form(max_length=2000)] = None) -> Response:  # noqa: A002
     state = request.app.state

@@ -18,7 +18,8 @@ def me(ctx: Ctx) -> UserOut:
 
 
 @router.post("/users", response_model=UserOut, status_code=status.HTTP_201_CREATED,
-             summary="Add a staff user (admin)")
+             summary="Add a staff user (admin)",
+             responses={409: {"description": "A user with this email already exists."}})
 def create_user(request: Request, data: UserCreate, ctx: Ctx) -> UserOut:
     return staff.create_user(ctx, request.app.state.hashing, data,
                              request.app.state.settings.password_min_length)
@@ -76,7 +77,8 @@ def reset_password_code(user_id: uuid.UUID, ctx: Ctx, settings: AppSettings) -> 
 
 
 @router.post("/teams", response_model=TeamOut, status_code=status.HTTP_201_CREATED,
-             summary="Add a team (admin)")
+             summary="Add a team (admin)",
+             responses={409: {"description": "A team with this name already exists."}})
 def create_team(data: TeamCreate, ctx: Ctx) -> TeamOut:
     return staff.create_team(ctx, data)
 

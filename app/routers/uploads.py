@@ -33,7 +33,25 @@ class TusRoute(APIRoute):
 router = APIRouter(tags=["offline sync"], route_class=TusRoute)
 
 BASE = "/api/v1/uploads"
-_TUS_RESPONSES = {412: {"description": "Tus-Resumable is missing or not 1.0.0."}}
+
+
+def _header(name: str, description: str, *, required: bool = False,
+            schema: dict | None = None) -> dict:
+    return {"name": name, "in": "header", "required": required, "description": description,
+            "schema": schema or {"type": "string"}}
+
+
+_BYTES = {"type": "integer", "minimum": 0}
+_TUS_RESUMABLE = _header("Tus-Resumable", "The tus version: 1.0.0.", required=True,
+                         schema={"type": "string", "enum": ["1.0.0"]})
+_TUS_ANSWER = {"Tus-Resumable": {"description": "1.0.0", "schema": {"type": "string"}}}
+_OFFSET_ANSWER = {"Upload-Offset": {"description": "Bytes the server holds.",
+                                    "schema": _BYTES}}
+_EXPIRES_ANSWER = {"Upload-Expires": {"description": "When an unfinished upload expires "
+                                      "(HTTP date).", "schema": {"type": "string"}}}
+_TUS_RESPONSES = {412: {"description": "Tus-Resumable is missing or not 1.0.0."},
+                  404: {"description": "No such upload of this device (or it was finished, "
+                        "terminated or expired)."}}
 
 
 def _require_tus(request: Request) -> None:
@@ -53,8 +71,26 @@ def discover(settings: AppSettings) -> Response:
         "Tus-Checksum-Algorithm": ",".join(uploads.CHECKSUMS)})
 
 
-@router.post("/uploads/", status_code=201, responses=_TUS_RESPONSES,
-             summary="Create a resumable upload of a photo or recording (tus creation)")
+@router.post("/uploads/", status_code=201, summary="Create a resumable upload of a photo or "
+             "recording (tus creation)",
+             responses={**_TUS_RESPONSES,
+                        201: {"description": "Created; PATCH the bytes to `Location`.",
+                              "headers": {"Location": {"description": "The upload's URL.",
+                                                       "schema": {"type": "string"}},
+                                          **_TUS_ANSWER, **_OFFSET_ANSWER,
+                                          **_EXPIRES_ANSWER}},
+                        400: {"description": "Upload-Length or Upload-Metadata unreadable."},
+                        409: {"description": "The session named has not reached the server "
+                              "yet (sync it first), or client_id was used for another upload."},
+                        413: {"description": "Upload-Length is past the kind's limit."}},
+             openapi_extra={"parameters": [
+                 _TUS_RESUMABLE,
+                 _header("Upload-Length", "The file's size in bytes.", required=True,
+                         schema=_BYTES),
+                 _header("Upload-Metadata", "Comma-separated `key base64(value)`: "
+                         "session_id or session_client_id, client_id, kind, captured_at, "
+                         "source, filename; optionally prompt, topic, entry_client_id.",
+                         required=True)]})
 def create(request: Request, ctx: Ctx, settings: AppSettings, device_key: DeviceKey) -> Response:
     """Headers: `Tus-Resumable: 1.0.0`, `Upload-Length`, `Upload-Metadata` (base64 values:
     `session_id` or `session_client_id`, `client_id`, `kind`, `captured_at`, `source`,
@@ -68,8 +104,15 @@ def create(request: Request, ctx: Ctx, settings: AppSettings, device_key: Device
                                            "Upload-Offset": "0"}))
 
 
-@router.head("/uploads/{upload_id}", responses=_TUS_RESPONSES,
-             summary="Where an upload stands: Upload-Offset and Upload-Length")
+@router.head("/uploads/{upload_id}", summary="Where an upload stands: Upload-Offset and "
+             "Upload-Length",
+             responses={**_TUS_RESPONSES, 200: {"description": "Where it stands (no body).",
+                                                "headers": {
+                 **_TUS_ANSWER, **_OFFSET_ANSWER, **_EXPIRES_ANSWER,
+                 "Upload-Length": {"description": "The file's size.", "schema": _BYTES},
+                 "X-Entry-Id": {"description": "The media entry, once the upload is stored.",
+                                "schema": {"type": "string", "format": "uuid"}}}}},
+             openapi_extra={"parameters": [_TUS_RESUMABLE]})
 def head(upload_id: uuid.UUID, request: Request, ctx: Ctx, settings: AppSettings,
          device_key: DeviceKey) -> Response:
     _require_tus(request)
@@ -86,9 +129,29 @@ def head(upload_id: uuid.UUID, request: Request, ctx: Ctx, settings: AppSettings
 
 @router.patch("/uploads/{upload_id}", status_code=204,
               responses={**_TUS_RESPONSES,
+                         204: {"description": "Accepted.", "headers": {
+                             **_TUS_ANSWER, **_OFFSET_ANSWER, **_EXPIRES_ANSWER,
+                             "X-Entry-Id": {"description": "The media entry the last byte "
+                                            "made.", "schema": {"type": "string",
+                                                                "format": "uuid"}}}},
+                         400: {"description": "Upload-Offset or Upload-Checksum unreadable."},
                          409: {"description": "Upload-Offset is not where the upload stands."},
+                         413: {"description": "More bytes than the upload has left."},
+                         415: {"description": "Not application/offset+octet-stream, or the "
+                               "finished file is not an accepted photo or recording."},
                          460: {"description": "Upload-Checksum does not match; the offset did "
                                "not move."}},
+              openapi_extra={
+                  "parameters": [
+                      _TUS_RESUMABLE,
+                      _header("Upload-Offset", "Where these bytes start.", required=True,
+                              schema=_BYTES),
+                      _header("Upload-Checksum", "`sha1|sha256 <base64 digest>` of this "
+                              "PATCH's bytes.")],
+                  "requestBody": {"required": True, "content": {
+                      "application/offset+octet-stream": {
+                          "schema": {"type": "string", "format": "binary"},
+                          "example": "(the next bytes of the file)"}}}},
               summary="Send bytes from Upload-Offset (tus core, with Upload-Checksum)")
 async def patch(upload_id: uuid.UUID, request: Request, ctx: Ctx,
                 settings: AppSettings, device_key: DeviceKey) -> Response:
@@ -119,7 +182,8 @@ async def patch(upload_id: uuid.UUID, request: Request, ctx: Ctx,
 
 
 @router.delete("/uploads/{upload_id}", status_code=204, responses=_TUS_RESPONSES,
-               summary="Give up an upload; its bytes are removed (tus termination)")
+               summary="Give up an upload; its bytes are removed (tus termination)",
+               openapi_extra={"parameters": [_TUS_RESUMABLE]})
 def terminate(upload_id: uuid.UUID, request: Request, ctx: Ctx, settings: AppSettings,
               device_key: DeviceKey) -> Response:
     _require_tus(request)

@@ -334,7 +334,8 @@ def get_session_boards(ctx: Context, session_id: uuid.UUID) -> SessionBoardsOut:
 
 # --- entries ---------------------------------------------------------------------------
 
-def entry_out(entry: VoiceEntry, attached: media.EntryMedia | None = None) -> EntryOut:
+def entry_out(entry: VoiceEntry, attached: media.EntryMedia | None = None,
+              raised_alert: bool | None = None) -> EntryOut:
     return EntryOut(id=entry.id, client_id=entry.client_id, kind=entry.kind,
                     child_id=entry.child_id, session_id=entry.session_id, source=entry.source,
                     consent_id=entry.consent_id, captured_at=entry.captured_at,
@@ -351,13 +352,19 @@ def entry_out(entry: VoiceEntry, attached: media.EntryMedia | None = None) -> En
                     media=attached.items if attached else [],
                     media_withdrawn=attached.withdrawn if attached else False,
                     media_erased=attached.erased if attached else [],
-                    **entry.content)
+                    raised_alert=raised_alert, **entry.content)
 
 
-def entries_out(db: Session, entries: list[VoiceEntry]) -> list[EntryOut]:
-    """Entries as the API shows them, with the media each may still show."""
+def entries_out(db: Session, entries: list[VoiceEntry], *,
+                child_mode: bool = False) -> list[EntryOut]:
+    """Entries as the API shows them, with the media each may still show and, except to
+    the tablet in child mode, whether each raised an alert (whoever holds the tablet may
+    be the one the child fears)."""
     attached = media.media_for_entries(db, entries)
-    return [entry_out(e, attached.get(e.id)) for e in entries]
+    if child_mode:
+        return [entry_out(e, attached.get(e.id)) for e in entries]
+    alerted = safeguarding.entries_with_alerts(db, [e.id for e in entries])
+    return [entry_out(e, attached.get(e.id), e.id in alerted) for e in entries]
 
 
 def fingerprint(data: EntryIn) -> str:
@@ -426,18 +433,19 @@ def add_entry(ctx: Context, session_id: uuid.UUID, data: EntryIn,
     covers its capture: keeping a child safe never waits for consent. Such an entry names
     no consent, so it reaches neither the plan nor a family-facing export."""
     session = access.session_for(ctx, session_id, Need.write)
+    child_mode = ctx.actor.capture_session is not None
     entry, created, signals = store_entry(ctx, settings, session, data)
     if not created:
         audit.record(ctx, "entry.resend", child_id=entry.child_id, object_type="entry",
                      object_id=entry.id)
         ctx.db.commit()
-        return entries_out(ctx.db, [entry])[0], False
+        return entries_out(ctx.db, [entry], child_mode=child_mode)[0], False
     if signals:
         safeguarding.raise_alert(ctx, settings, entry, signals)
     audit.record(ctx, "entry.create", child_id=session.child_id, object_type="entry",
                  object_id=entry.id)
     ctx.db.commit()
-    return entry_out(entry), True
+    return entry_out(entry, raised_alert=None if child_mode else bool(signals)), True
 
 
 _LOOK_IT_UP: Any = object()

@@ -39,7 +39,7 @@ MAX_GRID = 12
 _LICENSE_KEYS = {"type", "copyright_notice_url", "source_url", "author_name", "author_url",
                  "author_email"}
 _RGB = re.compile(r"^rgba?\(\s*(\d{1,3})\s*,\s*(\d{1,3})\s*,\s*(\d{1,3})\s*"
-                  r"(?:,\s*(\d*\.?\d+)\s*)?\)$", re.IGNORECASE)
+                  r"(?:,\s*(\d*\.?\d+)\s*)?\)$", re.IGNORECASE | re.ASCII)
 _HEX = re.compile(r"^#([0-9a-f]{3,4}|[0-9a-f]{6}|[0-9a-f]{8})$", re.IGNORECASE)
 _NAME = re.compile(r"^[a-z]{3,30}$", re.IGNORECASE)
 

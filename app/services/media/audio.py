@@ -81,6 +81,18 @@ def _not_audio() -> UnsupportedMediaType:
                                 accepted=sorted(n for n, _, _ in _CONTAINERS.values()))
 
 
+def is_recording(source: Path) -> bool:
+    """Whether the bytes are a sound recording in an accepted container (headers only)."""
+    try:
+        with av.open(str(source), options=_INPUT_OPTIONS) as inp:
+            cover = av.stream.Disposition.attached_pic  # an album cover is not video
+            return inp.format.name in _CONTAINERS and \
+                any(s.type == "audio" for s in inp.streams) and \
+                not any(s.type == "video" and not s.disposition & cover for s in inp.streams)
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError):
+        return False
+
+
 def _unreadable() -> Invalid:
     return Invalid("The recording could not be read: it may be cut short or damaged.",
                    slug="unreadable-audio", title="Unreadable recording")

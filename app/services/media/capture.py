@@ -41,7 +41,7 @@ from sqlmodel import select
 from app.core.clock import utcnow
 from app.core.config import Settings
 from app.core.context import Context
-from app.core.errors import Conflict, Invalid, PayloadTooLarge
+from app.core.errors import Conflict, Invalid, PayloadTooLarge, UnsupportedMediaType
 from app.core.multipart import ReceivedFile, ReceivedForm
 from app.models.capture import CaptureSession, EntryOut, VoiceEntry
 from app.models.media import Media, MediaFile, MediaUploadIn
@@ -156,7 +156,8 @@ def _answer_stored(ctx: Context, session: CaptureSession, stored: Media,
     audit.record(ctx, "media.resend", child_id=stored.child_id, object_type="media",
                  object_id=stored.id)
     ctx.db.commit()
-    return capture.entries_out(ctx.db, [entry])[0]
+    return capture.entries_out(ctx.db, [entry],
+                               child_mode=ctx.actor.capture_session is not None)[0]
 
 
 def prepare(ctx: Context, session: CaptureSession, data: MediaUploadIn,
@@ -209,6 +210,11 @@ class Processed:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+def _wrong_kind(what: str, kind: str) -> Invalid:
+    return Invalid(f"This is {what}: send it with kind={kind}.", field=["body", "kind"],
+                   slug="wrong-kind", title="Wrong kind of media")
+
+
 def process(prepared: Prepared, workdir: Path, settings: Settings) -> Processed:
     """The heavy part: check and clean the bytes, then fsync and checksum every file made."""
     data, source = prepared.data, prepared.upload.path
@@ -216,15 +222,25 @@ def process(prepared: Prepared, workdir: Path, settings: Settings) -> Processed:
         limits = photos.PhotoLimits(max_pixels=settings.media_photo_max_pixels,
                                     thumbnail_px=settings.media_thumbnail_px,
                                     jpeg_quality=settings.media_jpeg_quality)
-        photo = photos.check_and_clean_photo(source, workdir, limits,
-                                             tz_hint=data.captured_at.tzinfo,
-                                             keep_taken_at=data.keep_taken_at)
+        try:
+            photo = photos.check_and_clean_photo(source, workdir, limits,
+                                                 tz_hint=data.captured_at.tzinfo,
+                                                 keep_taken_at=data.keep_taken_at)
+        except UnsupportedMediaType:
+            if audio.is_recording(source):
+                raise _wrong_kind("a recording", "audio") from None
+            raise
         result = Processed("photo", photo.format, photo.files,
                            {"width": photo.width, "height": photo.height,
                             "taken_at": photo.taken_at}, timings=photo.timings)
     else:
-        clip = audio.check_and_clean_audio(
-            source, workdir, audio.AudioLimits(max_seconds=settings.media_audio_max_seconds))
+        try:
+            clip = audio.check_and_clean_audio(
+                source, workdir, audio.AudioLimits(max_seconds=settings.media_audio_max_seconds))
+        except UnsupportedMediaType:
+            if photos.is_photo(source):
+                raise _wrong_kind("a photo", "photo") from None
+            raise
         result = Processed("audio", clip.format, clip.files,
                            {"duration_s": clip.duration_s, "codec": clip.codec,
                             "channels": clip.channels, "sample_rate": clip.sample_rate},
@@ -308,7 +324,8 @@ def commit(ctx: Context, settings: Settings, session: CaptureSession, prepared: 
         if created:
             media.delete_if_unreferenced(db, store, created)
         raise
-    return capture.entries_out(db, [entry])[0], True
+    return capture.entries_out(
+        db, [entry], child_mode=ctx.actor.capture_session is not None)[0], True
 
 
 # --- the whole upload ------------------------------------------------------------------

@@ -86,6 +86,18 @@ def _refuse_unknown(source: Path) -> None:
                                title="Not an accepted photo", accepted=_FORMATS)
 
 
+def is_photo(source: Path) -> bool:
+    """Whether the bytes are a picture of an accepted format (its header only)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(source, formats=_FORMATS):
+                return True
+    except (Image.DecompressionBombError, UnidentifiedImageError, OSError, SyntaxError,
+            ValueError):
+        return False
+
+
 def _open(source: Path, max_pixels: int) -> Image.Image:
     try:
         with warnings.catch_warnings():

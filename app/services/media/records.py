@@ -70,7 +70,8 @@ def media_out(media: Media, files: dict[str, MediaFile]) -> MediaOut:
     return MediaOut(id=media.id, kind=media.kind, content_type=main.content_type,
                     bytes=main.bytes, sha256=main.sha256, width=media.width,
                     height=media.height, duration_s=media.duration_s, codec=media.codec,
-                    channels=media.channels, caption=media.caption, taken_at=media.taken_at,
+                    channels=media.channels, sample_rate=media.sample_rate,
+                    caption=media.caption, taken_at=media.taken_at,
                     upload_sha256=media.upload_sha256, url=base,
                     thumbnail_url=f"{base}/thumbnail" if "thumbnail" in files else None,
                     playback_url=f"{base}/playback" if "playback" in files else None)
@@ -142,8 +143,8 @@ def open_media(ctx: Context, media_id: uuid.UUID, which: str) -> ServedFile:
                                             .where(MediaFile.media_id == media.id))}
     chosen = next((files[r] for r in SERVED_ROLES[which] if r in files), None)
     if chosen is None:
-        what = {"thumbnail": "a thumbnail (only photos have one)",
-                "playback": "a playback copy (only recordings have one)"}.get(which, "a file")
+        what = {"thumbnail": "thumbnail: only photos have one",
+                "playback": "playback copy: only recordings have one"}.get(which, "file")
         raise NotFound(f"This media has no {what}.")
     audit.record(ctx, f"media.read.{which}", child_id=media.child_id, object_type="media",
                  object_id=media.id)

@@ -50,7 +50,7 @@ from app.core.config import Settings
 from app.core.context import Context
 from app.core.db import new_session
 from app.core.errors import Conflict, Invalid, NotFound, PayloadTooLarge, Problem
-from app.core.multipart import ReceivedFile, ReceivedForm
+from app.core.multipart import ReceivedFile, ReceivedForm, byte_count
 from app.models.capture import CaptureSession, EntryOut
 from app.models.sync import Device, SyncReceipt
 from app.models.upload import IncompleteUpload, Upload
@@ -107,6 +107,10 @@ def parse_metadata(header: str | None) -> dict[str, str]:
             raise Problem(f"Upload-Metadata: the value of '{key}' is not base64 of UTF-8 "
                           "text.", status=400, slug="bad-metadata", title="Bad metadata",
                           headers=tus_headers()) from None
+        if "\x00" in value:  # no database text column can hold it
+            raise Problem(f"Upload-Metadata: the value of '{key}' contains a NUL character "
+                          "(\\u0000).", status=400,
+                          slug="bad-metadata", title="Bad metadata", headers=tus_headers())
         if not key or key in fields:
             raise Problem("Upload-Metadata: each key once, as `key base64value`.", status=400,
                           slug="bad-metadata", title="Bad metadata", headers=tus_headers())
@@ -131,11 +135,12 @@ def parse_checksum(header: str | None) -> tuple[str, bytes] | None:
 
 
 def _int_header(value: str | None, name: str) -> int:
-    if value is None or not value.isdigit():
-        raise Problem(f"Send {name} as a whole number of bytes.", status=400,
-                      slug="bad-header", title=f"Missing or bad {name}",
+    count = byte_count(value)
+    if count is None:
+        raise Problem(f"Send {name} as a whole number of bytes, in the digits 0-9.",
+                      status=400, slug="bad-header", title=f"Missing or bad {name}",
                       headers=tus_headers())
-    return int(value)
+    return count
 
 
 # --- finding an upload ---------------------------------------------------------------

@@ -220,7 +220,9 @@ def build(ctx: Context, child_id: uuid.UUID, store: MediaStore) -> ExportBundle:
     members = [
         ExportMember("entries.json", _json({
             "child_id": str(child.id), "exported_at": _iso(now),
-            "entries": [e.model_dump(mode="json") for e in included_out],
+            # Whether an entry raised an alert is the council's, not the family's.
+            "entries": [e.model_dump(mode="json", exclude={"raised_alert"})
+                        for e in included_out],
             "withheld": withheld_list})),
         ExportMember("consents.json", _json({"consents": [c.model_dump(mode="json")
                                                           for c in consents]})),

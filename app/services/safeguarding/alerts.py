@@ -29,7 +29,7 @@ from typing import Any
 
 from sqlalchemy import and_, case, or_, update
 from sqlalchemy.engine import Engine
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from app.core.clock import utcnow
 from app.core.config import Settings
@@ -38,6 +38,7 @@ from app.core.db import new_session
 from app.core.errors import Conflict, Invalid
 from app.models.capture import VoiceEntry
 from app.models.child import Child
+from app.models.common import sane_utc
 from app.models.safeguarding import AlertAcknowledge, AlertOut, SafeguardingAlert
 from app.services import access, audit
 from app.services.safeguarding import outbox
@@ -99,8 +100,22 @@ def raise_alert(ctx: Context, settings: Settings, entry: VoiceEntry,
     return alert
 
 
-def alert_out(alert: SafeguardingAlert) -> AlertOut:
-    return AlertOut(id=alert.id, child_id=alert.child_id, entry_id=alert.entry_id,
+def entries_with_alerts(db: Session, entry_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    if not entry_ids:
+        return set()
+    return set(db.exec(select(SafeguardingAlert.entry_id)
+                       .where(SafeguardingAlert.entry_id.in_(entry_ids))))
+
+
+def _names(db: Session, alerts: list[SafeguardingAlert]) -> dict[uuid.UUID, str]:
+    ids = {a.child_id for a in alerts}
+    return dict(db.exec(select(Child.id, Child.preferred_name).where(Child.id.in_(ids))).all()) \
+        if ids else {}
+
+
+def alert_out(alert: SafeguardingAlert, preferred_name: str | None = None) -> AlertOut:
+    return AlertOut(id=alert.id, child_id=alert.child_id, preferred_name=preferred_name,
+                    entry_id=alert.entry_id,
                     status="acknowledged" if alert.acknowledged_at else "open",
                     escalated=alert.escalated_at is not None, signals=alert.signals,
                     worker_id=alert.worker_id, raised_at=alert.raised_at,
@@ -131,7 +146,7 @@ def _uncursor(cursor: str) -> tuple[int, datetime, uuid.UUID]:
         parsed = datetime.fromisoformat(when)
         if parsed.tzinfo is None:
             raise ValueError
-        return int(rank), parsed, uuid.UUID(alert_id)
+        return int(rank), sane_utc(parsed), uuid.UUID(alert_id)
     except ValueError:
         raise Invalid("cursor is not one this server gave out; start again without it",
                       field=["query", "cursor"]) from None
@@ -161,8 +176,10 @@ def list_alerts(ctx: Context, status: str | None, limit: int, cursor: str | None
     for alert in rows:
         audit.record(ctx, "alert.list", child_id=alert.child_id, object_type="alert",
                      object_id=alert.id)
+    names = _names(ctx.db, rows)
     ctx.db.commit()
-    return {"items": [alert_out(a) for a in rows], "next_cursor": next_cursor}
+    return {"items": [alert_out(a, names.get(a.child_id)) for a in rows],
+            "next_cursor": next_cursor}
 
 
 def _alert_for(ctx: Context, alert_id: uuid.UUID) -> SafeguardingAlert:
@@ -173,8 +190,9 @@ def get_alert(ctx: Context, alert_id: uuid.UUID) -> AlertOut:
     alert = _alert_for(ctx, alert_id)
     audit.record(ctx, "alert.read", child_id=alert.child_id, object_type="alert",
                  object_id=alert.id)
+    shown = alert_out(alert, _names(ctx.db, [alert]).get(alert.child_id))
     ctx.db.commit()
-    return alert_out(alert)
+    return shown
 
 
 def acknowledge(ctx: Context, alert_id: uuid.UUID, data: AlertAcknowledge) -> AlertOut:
@@ -196,7 +214,7 @@ def acknowledge(ctx: Context, alert_id: uuid.UUID, data: AlertAcknowledge) -> Al
                  object_id=alert.id)
     ctx.db.commit()
     ctx.db.refresh(alert)
-    return alert_out(alert)
+    return alert_out(alert, _names(ctx.db, [alert]).get(alert.child_id))
 
 
 # --- escalation (run by the outbox worker) --------------------------------------------

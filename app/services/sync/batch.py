@@ -35,6 +35,7 @@ from app.core.config import Settings
 from app.core.context import Context
 from app.core.errors import Conflict, Forbidden, Invalid, Problem, validation_problem
 from app.models.capture import CaptureSession, EntryIn, VoiceEntry
+from app.models.common import INT32_MAX
 from app.models.consent import Consent
 from app.models.sync import (ConsentItem, Device, EntryItemRef, RetractItem, SessionEndItem,
                              SessionItem, SyncBatch, SyncOut, SyncReceipt, SyncResult,
@@ -681,7 +682,10 @@ def _decode_cursor(cursor: str) -> int:
         raw = base64.urlsafe_b64decode(cursor.encode()).decode()
         if not raw.startswith("r"):
             raise ValueError
-        return int(raw[1:])
+        receipt_id = int(raw[1:])
+        if not 0 <= receipt_id <= INT32_MAX:
+            raise ValueError
+        return receipt_id
     except ValueError:
         raise Invalid("cursor is not one this server gave out; start again without it",
                       field=["query", "cursor"]) from None
