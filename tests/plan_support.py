@@ -82,7 +82,7 @@ def build(world: World, app, *, share_family: bool = True) -> PlanWorld:  # noqa
     add("symbols", {"kind": "symbols", "board_id": feelings["id"],
                     "board_version": feelings["version"], "button_ids": ["happy", "calm"],
                     "prompt": "How do you feel about school?", "topic": "school",
-                    "note": "WORKER-NOTE-NOT-FOR-THE-CHILD"})
+                    "note": "WORKER-NOTE-NOT-FOR-THE-CHILD"}, by=world.worker)
     add("mat", {"kind": "mat", "board_id": things["id"], "board_version": things["version"],
                 "source": "child_assisted", "prompt": "What do you think of these?",
                 "topic": "weekends", "scale": ["like", "not sure", "don't like"],

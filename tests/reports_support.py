@@ -56,8 +56,9 @@ class Visits:
         return r.json()
 
     def _post(self, session: dict, body: dict, worker: Api | None = None) -> dict:
-        caller = worker or self.world.worker if body["kind"] == "observation" else \
-            self.world.capture(session)
+        # Observations and a parent's report are the worker's to record, never child mode's.
+        by_worker = body["kind"] == "observation" or body.get("source") == "parent_or_carer_report"
+        caller = worker or self.world.worker if by_worker else self.world.capture(session)
         clock.set(clock.now() + timedelta(seconds=1))  # the child answers one at a time
         body = {"client_id": str(uuid.uuid4()),
                 "captured_at": clock.now().isoformat()} | body

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+from types import SimpleNamespace
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -304,13 +305,19 @@ def _token(port: int, email: str) -> str:
         return r.json()["access_token"]
 
 
-def test_two_servers_appending_at_once_keep_every_chain_whole(app, settings) -> None:  # noqa: ANN001
-    """Two `childvoice serve` processes on the suite's database (PostgreSQL on the
-    PostgreSQL leg), many clients each, writing and reading the same two children."""
+def test_two_servers_appending_at_once_keep_every_chain_whole(app, settings,  # noqa: ANN001
+                                                             tmp_path) -> None:
+    """Two `childvoice serve` processes on one database (the suite's PostgreSQL on the
+    PostgreSQL leg; on SQLite a file of their own, so the suite's file is never shared
+    with other processes), many clients each, writing and reading the same two children."""
     env = {"CHILDVOICE_BOOTSTRAP_ADMIN_EMAIL": ADMIN,
            "CHILDVOICE_BOOTSTRAP_ADMIN_PASSWORD": PASSWORD,
            "CHILDVOICE_AUDIT_SIGNING_KEY": settings.resolved_audit_signing_key()}
     url = settings.resolved_database_url
+    if url.startswith("sqlite"):
+        url = f"sqlite:///{tmp_path / 'chains.db'}"
+    engine = make_engine(url, settings)
+    view = SimpleNamespace(state=SimpleNamespace(engine=engine))
     first = Server(database_url=url, env=env).start()
     second = Server(database_url=url, env=env).start()
     try:
@@ -330,7 +337,7 @@ def test_two_servers_appending_at_once_keep_every_chain_whole(app, settings) -> 
                                json=consent_body()).status_code == 201
             sessions.append(worker.post(f"/children/{child_id}/sessions", json={
                 "setting": "home", "board_ids": [board["id"]]}).json())
-        before = audit.verify(app.state.engine).checked
+        before = audit.verify(engine).checked
 
         errors: list[BaseException] = []
         start = threading.Barrier(8)
@@ -360,9 +367,9 @@ def test_two_servers_appending_at_once_keep_every_chain_whole(app, settings) -> 
     finally:
         first.stop()
         second.stop()
-    report = audit.verify(app.state.engine, settings=settings)
+    report = audit.verify(engine, settings=settings)
     assert report.ok, report.detail
-    events = _events(app)
+    events = _events(view)
     assert report.checked == len(events) >= before + 8 * 15 * 2
     for session in sessions:
         chain = [e for e in events if e["chain"] == session["child_id"]]

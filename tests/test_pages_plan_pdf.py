@@ -76,8 +76,11 @@ def test_who_may_have_the_pdf(plan: PlanWorld, client) -> None:  # noqa: ANN001
     assert world.worker.get(f"/children/{plan.child_id}/plan.pdf").status_code == 200
     assert world.other_worker.get(f"/children/{plan.child_id}/plan.pdf").status_code == 404
     assert world.worker.get(f"/children/{plan.child_id}/plan/versions/7.pdf").status_code == 404
-    r = client.get(f"/api/v1/children/{plan.child_id}/plan.pdf", follow_redirects=False)
+    # A browser is sent to the sign-in page; any other client is told it is not signed in.
+    r = client.get(f"/api/v1/children/{plan.child_id}/plan.pdf", follow_redirects=False,
+                   headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
     assert r.status_code == 303
+    assert client.get(f"/api/v1/children/{plan.child_id}/plan.pdf").status_code == 401
     trail = world.manager.get(f"/children/{plan.child_id}/audit",
                               params={"limit": 200}).json()["items"]
     assert "plan.pdf" in [e["action"] for e in trail]

@@ -103,7 +103,10 @@ class Invalid(Problem):
 
 
 def problem_response(problem: Problem, request: Request | None = None) -> Response:
-    if request is not None and getattr(request.state, "page", False):
+    # A page's problem is a page (or the sign-in) for a browser that asked for HTML; any
+    # other client of the same URL (curl fetching a PDF, a checker) gets the document.
+    if request is not None and getattr(request.state, "page", False) \
+            and (request.url.path.endswith(".html") or pages.wants_html(request)):
         return _problem_page(problem, request)
     return JSONResponse(
         problem.document(request.url.path if request else None),

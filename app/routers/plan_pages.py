@@ -13,7 +13,8 @@ from app.services import plan_page, plan_pdf
 
 router = APIRouter(tags=["my plan"])
 
-_PDF = {200: {"content": {"application/pdf": {}}, "description": "The plan as a PDF: its "
+_PDF = {200: {"content": {"application/pdf": {"schema": {"type": "string",
+                                                        "format": "binary"}}}, "description": "The plan as a PDF: its "
               "pictures embedded, its text extractable."}}
 Version = VersionPath
 Latest = Annotated[int | None, Query(ge=1, le=50, description="How many of the newest entries "

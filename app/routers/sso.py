@@ -36,6 +36,7 @@ async def oidc_login(request: Request, ctx: AnonCtx) -> RedirectResponse:
             summary="Where the provider sends the browser back: answers the token pair",
             responses={401: {"description": "The sign-in could not be checked (state, "
                                             "browser, code or identity token)."},
+                       404: {"description": "Single sign-on is not set up here."},
                        403: {"description": "In no mapped group, or the account is "
                                             "deactivated."},
                        502: {"description": "The provider did not answer."}})

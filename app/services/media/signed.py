@@ -69,7 +69,9 @@ class SignedUrls:
     def viewer(self, db: Session, resource: str, given: Signature) -> Actor:
         """The viewer a valid, unexpired signature for `resource` was made for, or 403."""
         expected = self._sign(resource, given.viewer, given.expires)
-        if not hmac.compare_digest(expected, given.signature):
+        # compare_digest takes ASCII text only: any other signature is simply not ours.
+        if not given.signature.isascii() or \
+                not hmac.compare_digest(expected, given.signature):
             raise Forbidden("This link's signature does not match it: it was changed, or it "
                             "is for another file. Open the page again for a fresh link.",
                             slug="signed-url-invalid", title="Link not valid")
