@@ -28,6 +28,11 @@ LINKS: list[Link] = [
     Link("OpenAPI document", "/openapi.json", "the machine-readable description"),
     Link("Health check", "/healthz", "answers {\"status\": \"ok\"} while the service is up"),
     Link("Sign in", "/signin", "for the plan, handover and report pages"),
+    Link("The tablet app", "/tablet/", "worker mode and child mode for a visit, online or "
+         "not; add it to the tablet's home screen"),
+    Link("Whose voice has not been heard", "/api/v1/reports/voice.html",
+         "a team manager's report; each child in it links to their handover, timeline "
+         "and My plan (/api/v1/children/{id}/plan.html, handover.html, timeline.html)"),
 ]
 
 
