@@ -93,6 +93,9 @@ def _describe(schema: dict[str, Any]) -> dict[str, Any]:
                 if answer["description"] == "Validation Error":
                     answer["description"] = _DEFAULT_DESCRIPTIONS[422]
                 answer["content"] = {PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_REF}}
+                if path.endswith(".html"):
+                    # A page's problem is a page too (core/errors.py), the same words.
+                    answer["content"]["text/html"] = {"schema": {"type": "string"}}
             # Two credentials that are sent together (a staff token and a device key) are
             # one requirement, not two alternatives.
             security = operation.get("security")
