@@ -24,7 +24,9 @@ _configured: str | None = None
 # (SQLAlchemy's echo; HTTP clients log whole URLs with their query strings). Their
 # warnings still come through.
 _QUIET = {"uvicorn.access": logging.WARNING, "sqlalchemy.engine": logging.WARNING,
-          "httpx": logging.WARNING, "httpx2": logging.WARNING, "httpcore": logging.WARNING}
+          "httpx": logging.WARNING, "httpx2": logging.WARNING, "httpcore": logging.WARNING,
+          # WeasyPrint narrates every step of every PDF (and the images it fetches).
+          "weasyprint": logging.WARNING, "fontTools": logging.WARNING}
 
 
 def _exception_without_message(_logger: Any, _name: str, event: dict[str, Any]) -> dict:
